@@ -1,0 +1,39 @@
+"""Parameter descriptions shared by several public functions (filled in with :func:`inject_docs`)."""
+
+from __future__ import annotations
+
+from inspect import cleandoc
+
+_DOCS = {
+    "adata": """\
+adata
+    Annotated data matrix with spots (cells) as observations.""",
+    "radii": """\
+radii
+    Radii of the nested spatial graphs, strictly increasing, in ``unit``. ``None`` picks defaults:
+    ``[2, 3, 4, 5]`` on the Visium array grid (the paper's radii), otherwise the radii whose mean
+    degrees reach about 8, 12, 23 and 34 neighbours.""",
+    "unit": """\
+unit
+    Unit of ``radii``. ``"array"``: Visium array coordinates ``obs['array_row']``,
+    ``obs['array_col']`` (neighbouring spots at distance sqrt(2) and 2). ``"nn"``: coordinates divided
+    by the median nearest-neighbour distance of each library (any platform). ``"coords"``: the raw
+    units of ``obsm[spatial_key]``. ``"auto"``: ``"array"`` when the array columns exist, else ``"nn"``.""",
+    "spatial_key": """\
+spatial_key
+    Key in :attr:`~anndata.AnnData.obsm` holding the spot coordinates.""",
+    "library_key": """\
+library_key
+    Column of :attr:`~anndata.AnnData.obs` naming the slide of each spot. Graphs are built per
+    library, with no edges across slides.""",
+    "copy": """\
+copy
+    Return a modified copy instead of writing to ``adata``.""",
+}
+
+
+def inject_docs(func):
+    """Replace ``{name}`` placeholders in ``func.__doc__`` with the shared descriptions."""
+    doc = cleandoc(func.__doc__ or "")
+    func.__doc__ = doc.format(**_DOCS)
+    return func

@@ -1,0 +1,197 @@
+"""``pp.spatial_scales``: the multi-scale spatial graphs of TSstc, stored the scanpy/squidpy way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _logging as logg
+from .._anndata_utils import target
+from .._docs import inject_docs
+from .._spatial_graphs import (
+    VISIUM_RADII,
+    Unit,
+    check_memory,
+    estimate_pairs,
+    nested_graphs,
+    radii_for_degrees,
+    radius_edges,
+    scaled_coordinates,
+)
+from .._validation import (
+    check_anndata,
+    check_array_coords,
+    check_key,
+    check_library,
+    check_radii,
+    check_spatial,
+)
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+
+def scale_key(key_added: str, radius: float) -> str:
+    """Name of one scale, e.g. ``"tsstc_r2"``; its graphs are ``obsp[f"{name}_connectivities"]``."""
+    return f"{key_added}_r{radius:g}"
+
+
+def resolve_unit(adata: AnnData, unit: Unit) -> str:
+    """``"auto"`` means the Visium array grid when it is there, else nearest-neighbour units."""
+    if unit not in ("auto", "array", "nn", "coords"):
+        msg = f'`unit` must be one of "auto", "array", "nn", "coords", got {unit!r}.'
+        raise ValueError(msg)
+    if unit == "auto":
+        return "array" if {"array_row", "array_col"} <= set(adata.obs.columns) else "nn"
+    return unit
+
+
+@dataclass
+class ScalesResult:
+    """Graphs of every scale and the keys they are stored under, computed without touching ``adata``."""
+
+    radii: np.ndarray
+    unit: str
+    connectivities: list[sp.csr_matrix]
+    obsp: dict[str, sp.csr_matrix] = field(repr=False)
+    uns: dict[str, dict] = field(repr=False)
+
+    def write_to(self, adata: AnnData) -> None:
+        """Store the graphs the scanpy/squidpy way (see :func:`spatial_scales`)."""
+        for key, value in self.obsp.items():
+            adata.obsp[key] = value
+        for key, value in self.uns.items():
+            adata.uns[key] = value
+
+
+def compute_spatial_scales(
+    adata: AnnData,
+    radii: Sequence[float] | None,
+    *,
+    unit: Unit,
+    spatial_key: str,
+    library_key: str | None,
+    key_added: str,
+) -> ScalesResult:
+    """Validate the inputs and build every scale (the work of :func:`spatial_scales`, no writing)."""
+    check_anndata(adata)
+    check_key(key_added)
+    radii_arr = check_radii(radii)
+    resolved = resolve_unit(adata, unit)
+    libraries = check_library(adata, library_key)
+    coords = check_array_coords(adata) if resolved == "array" else check_spatial(adata, spatial_key)
+    coords, factors = scaled_coordinates(coords, libraries, resolved)
+    if radii_arr is None:
+        if resolved == "array":
+            radii_arr = np.asarray(VISIUM_RADII)
+        elif resolved == "nn":
+            radii_arr = radii_for_degrees(coords, libraries)
+        else:
+            msg = '`unit="coords"` has no default radii: pass `radii=` in the units of your coordinates.'
+            raise ValueError(msg)
+    check_memory(estimate_pairs(coords, libraries, radii_arr[-1]), len(radii_arr), radii_arr[-1])
+    graphs = nested_graphs(radius_edges(coords, libraries, radii_arr[-1]), radii_arr)
+
+    obsp, uns, names, mean_degree, n_isolated = {}, {}, [], [], []
+    for radius, (conn, dist) in zip(radii_arr, graphs, strict=True):
+        name = scale_key(key_added, radius)
+        degree = np.diff(conn.indptr)
+        obsp[f"{name}_connectivities"] = conn
+        obsp[f"{name}_distances"] = dist
+        params = {"method": "radius", "radius": float(radius), "unit": resolved, "spatial_key": spatial_key}
+        if library_key is not None:
+            params["library_key"] = library_key
+        uns[f"{name}_neighbors"] = {
+            "connectivities_key": f"{name}_connectivities",
+            "distances_key": f"{name}_distances",
+            "params": params,
+        }
+        names.append(name)
+        mean_degree.append(degree.mean())
+        n_isolated.append(int((degree == 0).sum()))
+        logg.info(
+            f"scale r={radius:g} ({resolved}): mean degree {degree.mean():.2f}, {n_isolated[-1]} isolated"
+        )
+    if n_isolated[0]:
+        logg.warning(
+            f"{n_isolated[0]} spot(s) have no neighbour at the smallest radius {radii_arr[0]:g}; "
+            "they keep only their own expression at that scale."
+        )
+    uns[f"{key_added}_scales"] = {
+        "radii": radii_arr,
+        "unit": resolved,
+        "scale_keys": np.asarray(names),
+        "neighbors_keys": np.asarray([f"{name}_neighbors" for name in names]),
+        "mean_degree": np.asarray(mean_degree),
+        "n_isolated": np.asarray(n_isolated),
+        "unit_scale": factors,
+        "spatial_key": spatial_key,
+        **({"library_key": library_key} if library_key is not None else {}),
+    }
+    return ScalesResult(radii_arr, resolved, [g[0] for g in graphs], obsp, uns)
+
+
+@inject_docs
+def spatial_scales(
+    adata: AnnData,
+    radii: Sequence[float] | None = None,
+    *,
+    unit: Unit = "auto",
+    spatial_key: str = "spatial",
+    library_key: str | None = None,
+    key_added: str = "tsstc",
+    copy: bool = False,
+) -> AnnData | None:
+    """Build the nested multi-radius spatial graphs of TSstc (paper Eq. 1).
+
+    Spot ``j`` is a neighbour of spot ``i`` at scale ``v`` iff ``0 < dist(i, j) <= radii[v]``.
+    All scales come from one KD-tree query at the largest radius, so they are strictly nested and
+    cost O(N·k); no dense N x N matrix is formed. Each scale is stored like a scanpy neighbours
+    result, so ``sc.tl.leiden(adata, neighbors_key="tsstc_r2_neighbors")`` and squidpy functions with
+    ``connectivity_key="tsstc_r2"`` work on it unchanged.
+
+    Parameters
+    ----------
+    {adata}
+    {radii}
+    {unit}
+    {spatial_key}
+    {library_key}
+    key_added
+        Prefix of every output key.
+    {copy}
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` if ``copy=True``. Writes, for each radius ``r``:
+
+    ``adata.obsp[f"{{key_added}}_r{{r:g}}_connectivities"]``
+        Binary symmetric adjacency (CSR, float32, no self loops).
+    ``adata.obsp[f"{{key_added}}_r{{r:g}}_distances"]``
+        Distances of the same edges in ``unit`` (CSR, float32).
+    ``adata.uns[f"{{key_added}}_r{{r:g}}_neighbors"]``
+        ``connectivities_key``, ``distances_key`` and ``params`` (scanpy's neighbours layout).
+    ``adata.uns[f"{{key_added}}_scales"]``
+        Index of the scales: ``radii``, ``unit``, ``scale_keys`` (e.g. ``"tsstc_r2"``, squidpy's
+        ``connectivity_key``), ``neighbors_keys`` (scanpy's ``neighbors_key``), ``mean_degree`` and
+        ``n_isolated`` per scale, and ``unit_scale`` (coordinate units per graph unit, per library).
+
+    Examples
+    --------
+    >>> import tsstc_sc
+    >>> adata = tsstc_sc.datasets.synthetic_tissue(n_spots=500)
+    >>> tsstc_sc.pp.spatial_scales(adata, radii=[2, 3])
+    >>> adata.uns["tsstc_scales"]["scale_keys"].tolist()
+    ['tsstc_r2', 'tsstc_r3']
+    """
+    check_anndata(adata)
+    result = compute_spatial_scales(
+        adata, radii, unit=unit, spatial_key=spatial_key, library_key=library_key, key_added=key_added
+    )
+    adata = target(adata, copy=copy)
+    result.write_to(adata)
+    return adata if copy else None
