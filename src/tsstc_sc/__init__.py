@@ -5,11 +5,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, pp
+from . import datasets, pl, pp, tl
 
 try:
     __version__ = version("tsstc-sc")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "datasets", "pp"]
+__all__ = ["__version__", "datasets", "pl", "pp", "tl"]

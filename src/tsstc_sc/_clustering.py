@@ -1,0 +1,179 @@
+"""Domains from an embedding without R (METHOD.md §5): tied Gaussian mixture (= mclust EEE),
+k-means, or Leiden with a resolution search that returns exactly ``n_clusters``.
+
+Every method is seeded; none looks at labels. An optional spatial majority vote smooths labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _logging as logg
+
+ClusterMethod = Literal["gmm", "kmeans", "leiden"]
+_LEIDEN_STEPS = 30
+
+
+@dataclass(frozen=True)
+class DomainAssigner:
+    """Assigns new embeddings to fitted domains: tied-GMM posterior, else the nearest centroid."""
+
+    means: np.ndarray  # K x p, in the clustering space
+    covariance: np.ndarray | None = None  # shared p x p (tied GMM only)
+    weights: np.ndarray | None = None  # K mixture weights (tied GMM only)
+    center: np.ndarray | None = None  # PCA before clustering: mean (d,) ...
+    components: np.ndarray | None = None  # ... and loadings (p x d)
+
+    @classmethod
+    def from_labels(cls, embedding: np.ndarray, labels: np.ndarray) -> DomainAssigner:
+        """Centroids of labelled embeddings (k-means, Leiden)."""
+        return cls(np.stack([embedding[labels == k].mean(0) for k in range(int(labels.max()) + 1)]))
+
+    def predict(self, embedding: np.ndarray) -> np.ndarray:
+        """Domain index of each row of ``embedding``."""
+        x, means = embedding.astype(np.float64), self.means
+        if self.components is not None:
+            x = (x - self.center) @ self.components.T
+        if self.covariance is not None:  # whiten: Mahalanobis distance becomes Euclidean
+            inv_chol = np.linalg.inv(np.linalg.cholesky(self.covariance))
+            x, means = x @ inv_chol.T, means @ inv_chol.T
+        sq_dist = (x**2).sum(1)[:, None] - 2 * x @ means.T + (means**2).sum(1)[None]  # N x K, no N x K x d
+        if self.covariance is None:
+            return sq_dist.argmin(1)
+        return (np.log(self.weights)[None] - 0.5 * sq_dist).argmax(1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays to save (``None`` fields omitted)."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+def gmm(
+    embedding: np.ndarray, n_clusters: int, *, random_state: int, n_init: int = 5
+) -> tuple[np.ndarray, DomainAssigner]:
+    """Tied-covariance Gaussian mixture (mclust ``EEE``); the best of ``n_init`` starts by likelihood."""
+    from sklearn.mixture import GaussianMixture
+
+    model = GaussianMixture(n_clusters, covariance_type="tied", n_init=n_init, random_state=random_state)
+    labels = model.fit_predict(embedding.astype(np.float64))
+    return labels, DomainAssigner(model.means_, model.covariances_, model.weights_)
+
+
+def kmeans(
+    embedding: np.ndarray, n_clusters: int, *, random_state: int, n_init: int = 10
+) -> tuple[np.ndarray, DomainAssigner]:
+    """k-means, the best of ``n_init`` starts by inertia."""
+    from sklearn.cluster import KMeans
+
+    model = KMeans(n_clusters, n_init=n_init, random_state=random_state).fit(embedding)
+    return model.labels_, DomainAssigner(model.cluster_centers_.astype(np.float64))
+
+
+def _knn_connectivities(embedding: np.ndarray, random_state: int) -> sp.csr_matrix:
+    import anndata as ad
+    import scanpy as sc
+
+    tmp = ad.AnnData(np.zeros((len(embedding), 0), dtype=np.float32), obsm={"X": embedding})
+    sc.pp.neighbors(tmp, use_rep="X", n_neighbors=15, random_state=random_state)
+    return tmp.obsp["connectivities"]
+
+
+def _leiden_partition(graph: sp.csr_matrix, resolution: float, random_state: int) -> np.ndarray:
+    import igraph as ig
+    import leidenalg
+
+    coo = sp.triu(graph, k=1).tocoo()
+    g = ig.Graph(n=graph.shape[0], edges=list(zip(coo.row.tolist(), coo.col.tolist(), strict=True)))
+    part = leidenalg.find_partition(
+        g, leidenalg.RBConfigurationVertexPartition, weights=coo.data.tolist(),
+        resolution_parameter=resolution, seed=random_state, n_iterations=-1,
+    )  # fmt: skip
+    return np.asarray(part.membership)
+
+
+def merge_to(labels: np.ndarray, embedding: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Merge the smallest cluster into the one with the nearest centroid until ``n_clusters`` remain."""
+    labels = labels.copy()
+    while len(np.unique(labels)) > n_clusters:
+        ids, sizes = np.unique(labels, return_counts=True)
+        centroids = np.stack([embedding[labels == i].mean(0) for i in ids])
+        small = int(np.argmin(sizes))
+        dist = np.linalg.norm(centroids - centroids[small], axis=1)
+        dist[small] = np.inf
+        labels[labels == ids[small]] = ids[int(np.argmin(dist))]
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def leiden(
+    embedding: np.ndarray, n_clusters: int | None, *, random_state: int, resolution: float = 1.0
+) -> np.ndarray:
+    """Leiden on a k-NN graph of the embedding; with ``n_clusters``, bisect the resolution to hit it."""
+    graph = _knn_connectivities(embedding, random_state)
+    if n_clusters is None:
+        return _leiden_partition(graph, resolution, random_state)
+    low, high = 0.0, 5.0
+    closest = None
+    for _ in range(_LEIDEN_STEPS):
+        resolution = (low + high) / 2
+        labels = _leiden_partition(graph, resolution, random_state)
+        found = len(np.unique(labels))
+        if found == n_clusters:
+            return labels
+        if found > n_clusters:
+            high = resolution
+            if closest is None or found < len(np.unique(closest)):
+                closest = labels
+        else:
+            low = resolution
+    if closest is None:
+        msg = f"Leiden found fewer than {n_clusters} clusters at every resolution up to 5; use `cluster_method='gmm'`."
+        raise RuntimeError(msg)
+    logg.info(f"leiden: no resolution gave exactly {n_clusters} clusters; merging the smallest ones")
+    return merge_to(closest, embedding, n_clusters)
+
+
+def cluster(
+    embedding: np.ndarray,
+    n_clusters: int | None,
+    method: ClusterMethod,
+    *,
+    random_state: int,
+    n_pcs: int | None = None,
+) -> tuple[np.ndarray, DomainAssigner]:
+    """Integer labels ``0 .. K-1`` and their assigner; ``n_clusters`` is honoured exactly when given.
+
+    With ``n_pcs``, the embedding is first reduced to its top principal components (as GraphST and
+    STAGATE users do before mclust), which steadies the Gaussian mixture.
+    """
+    if n_pcs is not None and n_pcs < embedding.shape[1]:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_pcs, svd_solver="full").fit(embedding.astype(np.float64))
+        labels, assigner = cluster(pca.transform(embedding), n_clusters, method, random_state=random_state)
+        return labels, replace(assigner, center=pca.mean_, components=pca.components_)
+    if method in ("gmm", "kmeans"):
+        if n_clusters is None:
+            msg = f"`cluster_method='{method}'` needs `n_clusters`; use `cluster_method='leiden'` to let the resolution decide."
+            raise ValueError(msg)
+        return (gmm if method == "gmm" else kmeans)(embedding, n_clusters, random_state=random_state)
+    if method == "leiden":
+        labels = leiden(embedding, n_clusters, random_state=random_state)
+        return labels, DomainAssigner.from_labels(embedding, labels)
+    msg = f"`cluster_method` must be 'gmm', 'kmeans' or 'leiden', got {method!r}."
+    raise ValueError(msg)
+
+
+def spatial_majority_vote(labels: np.ndarray, adjacency: sp.csr_matrix) -> np.ndarray:
+    """Relabel each spot with the most frequent label of its closed spatial neighbourhood (sparse).
+
+    Ties keep the spot's own label when it is among the most frequent, else the smallest label.
+    """
+    n, k = len(labels), int(labels.max()) + 1
+    onehot = sp.csr_matrix((np.ones(n, dtype=np.float32), (np.arange(n), labels)), shape=(n, k))
+    closed = adjacency + sp.identity(n, dtype=np.float32, format="csr")
+    votes = (closed @ onehot).toarray()  # n x K, K small
+    votes[np.arange(n), labels] += 0.5  # own label wins ties
+    return votes.argmax(axis=1)

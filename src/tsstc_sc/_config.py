@@ -1,0 +1,134 @@
+"""Every result-changing hyperparameter of TSstc in one place, with the paper/scaffold choice noted.
+
+Torch-free, so ``tl.tsstc`` can validate arguments before importing the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class TSstcConfig:
+    """Hyperparameters of the TSstc model; ``tl.tsstc(**kwargs)`` accepts any of these fields.
+
+    Attributes
+    ----------
+    n_top_genes
+        Highly variable genes (``seurat_v3`` on raw counts) used as features (paper: 3000).
+    min_cells
+        Drop genes detected in fewer spots first; ``None`` = ``min(100, max(3, 1% of spots))``.
+    log1p
+        Log-transform after total-count normalisation (the scaffold does not).
+    max_value
+        Clip the std-scaled matrix at this value (scaffold: 10).
+    gene_neighbors
+        ``k`` of the cosine k-NN gene graph (METHOD: 15).
+    adj_norm
+        GCN normalisation: ``"symmetric"`` ``D^-1/2 (A+I) D^-1/2`` (paper) or ``"row"`` (scaffold).
+    use_sas
+        Spatiality-aware sampling (mean over each spot's closed neighbourhood); ``False`` = "w/o SAS".
+    hidden_dim, latent_dim
+        GCN widths (128 and 64).
+    alpha
+        Weight of the ZINB reconstruction loss ``L_C`` (paper: 10); 0 = "w/o L_C".
+    lambda_r
+        Weight of the spatial regularisation ``L_R``; 0 = "w/o L_R".
+    refine_rule, refine_value
+        Which spatial neighbours stay positives: ``"mean"`` (cosine to the gene embedding at least the
+        spot's mean), ``"top_ratio"`` (the top ``refine_value`` fraction), ``"threshold"``
+        (cosine >= ``refine_value``) or ``"none"`` (all; the unrefined control).
+    n_negatives
+        Negative pairs sampled per spot, per view and epoch for ``L_R``.
+    lr_normalization
+        ``"balanced"``: mean over positives + mean over negatives; ``"scaffold"``: both sums / N^2.
+    zinb_batch_size
+        Spots whose expression the ZINB loss scores per epoch (an unbiased subsample; ``None`` = all).
+    epochs
+        Training epochs (full batch); training may stop earlier by ``tol``. The paper trains "at
+        least 150"; on the DLPFC development slices the clusters degrade with longer training
+        (docs/benchmarks.md), so the default is 30 for every dataset.
+    lr, weight_decay
+        Adam settings (paper: 1e-3 and 5e-4).
+    tol, patience
+        Label-free stopping: stop when the total loss has not improved by a relative ``tol`` for
+        ``patience`` epochs (``tol=0`` trains all ``epochs``).
+    """
+
+    n_top_genes: int = 3000
+    min_cells: int | None = None
+    log1p: bool = False
+    max_value: float | None = 10.0
+    gene_neighbors: int = 15
+    adj_norm: Literal["symmetric", "row"] = "symmetric"
+    use_sas: bool = True
+    hidden_dim: int = 128
+    latent_dim: int = 64
+    alpha: float = 10.0
+    lambda_r: float = 1.0
+    refine_rule: Literal["mean", "top_ratio", "threshold", "none"] = "mean"
+    refine_value: float | None = None
+    n_negatives: int = 32
+    lr_normalization: Literal["balanced", "scaffold"] = "balanced"
+    zinb_batch_size: int | None = 1024
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    tol: float = 0.0
+    patience: int = 10
+
+    def __post_init__(self):
+        checks = {
+            "n_top_genes": self.n_top_genes >= 1,
+            "gene_neighbors": self.gene_neighbors >= 1,
+            "hidden_dim": self.hidden_dim >= 1,
+            "latent_dim": self.latent_dim >= 1,
+            "alpha": self.alpha >= 0,
+            "lambda_r": self.lambda_r >= 0,
+            "n_negatives": self.n_negatives >= 1,
+            "epochs": self.epochs >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "tol": self.tol >= 0,
+            "patience": self.patience >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            msg = f"Invalid value(s) for {bad}: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
+            raise ValueError(msg)
+        options = {
+            "adj_norm": ("symmetric", "row"),
+            "refine_rule": ("mean", "top_ratio", "threshold", "none"),
+            "lr_normalization": ("balanced", "scaffold"),
+        }
+        for name, allowed in options.items():
+            if getattr(self, name) not in allowed:
+                msg = f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}."
+                raise ValueError(msg)
+        if self.refine_rule in ("top_ratio", "threshold") and self.refine_value is None:
+            msg = f'`refine_rule="{self.refine_rule}"` needs `refine_value` (a ratio or a cosine threshold).'
+            raise ValueError(msg)
+        if self.refine_rule == "top_ratio" and not 0 < self.refine_value <= 1:
+            msg = f"`refine_value` must be in (0, 1] for top_ratio, got {self.refine_value}."
+            raise ValueError(msg)
+        if self.zinb_batch_size is not None and self.zinb_batch_size < 2:
+            msg = "`zinb_batch_size` must be >= 2 (batch normalisation) or None."
+            raise ValueError(msg)
+        if self.min_cells is not None and self.min_cells < 0:
+            msg = "`min_cells` must be >= 0 or None."
+            raise ValueError(msg)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> TSstcConfig:
+        """Build a config, naming any unknown keyword and listing the valid ones."""
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - valid)
+        if unknown:
+            msg = f"Unknown TSstc parameter(s) {unknown}. Valid: {sorted(valid)}."
+            raise TypeError(msg)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (``None`` kept), e.g. for JSON."""
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""The PyTorch backend of TSstc. Imported lazily: ``import tsstc_sc`` does not import torch."""

@@ -1,0 +1,303 @@
+"""The public estimator behind ``tl.tsstc``: fit / latent / predict / save / load."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .. import _logging as logg
+from .._clustering import ClusterMethod, DomainAssigner, cluster
+from .._config import TSstcConfig
+from .._gene_graph import gene_knn_graph
+from .._preprocessing import Expression, preprocess, transform
+from .._spatial_graphs import Unit
+from .._validation import check_anndata, check_counts, check_n_clusters, resolve_device
+from ..pp._spatial_scales import ScalesResult, compute_spatial_scales
+from ._module import TSstcModule
+from ._training import GraphInputs, TrainingHistory, embed, train
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+_WEIGHTS, _CONFIG = "model.pt", "config.json"
+
+
+@dataclass
+class Prepared:
+    """Everything derived from one AnnData before the network sees it."""
+
+    x: sp.csr_matrix
+    spatial: list[sp.csr_matrix]
+    gene_graph: sp.csr_matrix
+    scales: ScalesResult | None  # graphs computed here (None when reused from ``adata``)
+    radii: np.ndarray
+    unit: str
+
+
+def reuse_or_build_scales(
+    adata: AnnData,
+    radii: Sequence[float] | None,
+    *,
+    unit: Unit,
+    spatial_key: str,
+    library_key: str | None,
+    key: str,
+) -> tuple[list[sp.csr_matrix], ScalesResult | None, np.ndarray, str]:
+    """Graphs from ``pp.spatial_scales`` when present and ``radii`` is not given, else built now."""
+    index = adata.uns.get(f"{key}_scales")
+    if radii is None and index is not None:
+        graphs = [adata.obsp[f"{name}_connectivities"] for name in index["scale_keys"]]
+        logg.info(f"reusing the spatial scales in `adata.uns['{key}_scales']`: radii {list(index['radii'])}")
+        return graphs, None, np.asarray(index["radii"]), str(index["unit"])
+    result = compute_spatial_scales(
+        adata, radii, unit=unit, spatial_key=spatial_key, library_key=library_key, key_added=key
+    )
+    return result.connectivities, result, result.radii, result.unit
+
+
+class TSstc:
+    """TSstc model (IJCAI 2025) for spatial domains; :func:`tsstc_sc.tl.tsstc` is the usual entry.
+
+    Parameters
+    ----------
+    n_clusters
+        Number of domains (honoured exactly); ``None`` only with ``cluster_method="leiden"``.
+    cluster_method
+        ``"gmm"`` (tied covariance, mclust EEE), ``"kmeans"`` or ``"leiden"``.
+    cluster_pcs
+        Cluster the top principal components of the embedding (``None``: the embedding itself).
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state
+        Seed of every random choice (initialisation, negatives, subsampling, clustering).
+    progress_bar
+        Show a progress bar with the current loss.
+    **kwargs
+        Any field of :class:`~tsstc_sc.tl.TSstcConfig`.
+
+    Examples
+    --------
+    >>> import tsstc_sc
+    >>> adata = tsstc_sc.datasets.synthetic_tissue(n_spots=400, n_genes=200)
+    >>> model = tsstc_sc.tl.TSstc(n_clusters=3, epochs=5, progress_bar=False).fit(adata)
+    >>> model.latent().shape
+    (400, 64)
+    """
+
+    def __init__(
+        self,
+        n_clusters: int | None = None,
+        *,
+        cluster_method: ClusterMethod = "gmm",
+        cluster_pcs: int | None = 20,
+        device: str = "auto",
+        random_state: int = 0,
+        progress_bar: bool = True,
+        **kwargs: Any,
+    ):
+        self.config = TSstcConfig.from_kwargs(**kwargs)
+        if cluster_method not in ("gmm", "kmeans", "leiden"):
+            msg = f"`cluster_method` must be 'gmm', 'kmeans' or 'leiden', got {cluster_method!r}."
+            raise ValueError(msg)
+        if cluster_pcs is not None and cluster_pcs < 1:
+            msg = f"`cluster_pcs` must be a positive integer or None, got {cluster_pcs!r}."
+            raise ValueError(msg)
+        self.n_clusters, self.cluster_method, self.cluster_pcs = n_clusters, cluster_method, cluster_pcs
+        self.device = resolve_device(device)
+        self.random_state, self.progress_bar = int(random_state), progress_bar
+        self.module: TSstcModule | None = None
+        self.expression: Expression | None = None
+        self.history: TrainingHistory | None = None
+        self.assigner: DomainAssigner | None = None
+        self._fit_outputs: dict[str, Any] = {}
+        self._graph_params: dict[str, Any] = {}
+
+    # -- preparation ----------------------------------------------------------------------
+    def _prepare(self, adata: AnnData, *, fitting: bool, **graph_params: Any) -> Prepared:
+        counts = check_counts(adata, graph_params.pop("layer"))
+        if fitting:
+            self.expression = preprocess(
+                counts,
+                np.asarray(adata.var_names),
+                min_cells=self.config.min_cells,
+                n_top_genes=self.config.n_top_genes,
+                log1p=self.config.log1p,
+                max_value=self.config.max_value,
+            )
+            x = self.expression.x
+        else:
+            x = transform(
+                counts[:, self._gene_positions(adata)],
+                self.expression,
+                log1p=self.config.log1p,
+                max_value=self.config.max_value,
+            )
+        spatial, scales, radii, unit = reuse_or_build_scales(adata, **graph_params)
+        gene_graph = gene_knn_graph(
+            x, min(self.config.gene_neighbors, x.shape[0] - 1), random_state=self.random_state
+        )
+        return Prepared(x, spatial, gene_graph, scales, radii, unit)
+
+    def _gene_positions(self, adata: AnnData) -> np.ndarray:
+        index = {g: i for i, g in enumerate(adata.var_names)}
+        missing = [g for g in self.expression.genes if g not in index]
+        if missing:
+            msg = (
+                f"{len(missing)} of the model's {len(self.expression.genes)} genes are missing from `adata` "
+                f"(e.g. {missing[:5]}); a trained model needs the same genes."
+            )
+            raise ValueError(msg)
+        return np.array([index[g] for g in self.expression.genes])
+
+    def _inputs(self, prepared: Prepared) -> GraphInputs:
+        return GraphInputs.build(
+            prepared.x, prepared.spatial, prepared.gene_graph, self.config, torch.device(self.device)
+        )
+
+    # -- public API -----------------------------------------------------------------------
+    def fit(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None = None,
+        radii: Sequence[float] | None = None,
+        unit: Unit = "auto",
+        spatial_key: str = "spatial",
+        library_key: str | None = None,
+        scales_key: str = "tsstc",
+    ) -> TSstc:
+        """Train on ``adata`` (raw counts; never modified) and cluster the final embedding."""
+        check_anndata(adata)
+        n_clusters = check_n_clusters(self.n_clusters, adata.n_obs)
+        self._graph_params = {
+            "unit": unit,
+            "spatial_key": spatial_key,
+            "library_key": library_key,
+            "key": scales_key,
+        }
+        prepared = self._prepare(adata, fitting=True, layer=layer, radii=radii, **self._graph_params)
+        self._graph_params.update(radii=prepared.radii.tolist(), unit=prepared.unit)
+        inputs = self._inputs(prepared)
+        device = torch.device(self.device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.random_state)
+            self.module = TSstcModule(
+                prepared.x.shape[1],
+                len(prepared.spatial),
+                hidden_dim=self.config.hidden_dim,
+                latent_dim=self.config.latent_dim,
+                use_sas=self.config.use_sas,
+            ).to(device)
+        generator = torch.Generator(device=device).manual_seed(self.random_state)
+        self.history = train(self.module, inputs, self.config, generator, progress_bar=self.progress_bar)
+        fused, weights, _ = embed(self.module, inputs)
+        labels, self.assigner = cluster(
+            fused, n_clusters, self.cluster_method, random_state=self.random_state, n_pcs=self.cluster_pcs
+        )
+        self._fit_outputs = {
+            "latent": fused,
+            "scale_weights": weights,
+            "labels": labels,
+            "scales": prepared.scales,
+            "gene_graph": prepared.gene_graph,
+            "spatial": prepared.spatial,
+        }
+        return self
+
+    def _require_fit(self) -> None:
+        if self.module is None:
+            msg = "This TSstc model is not trained yet: call `.fit(adata)` first (or load a saved one)."
+            raise RuntimeError(msg)
+
+    def latent(self, adata: AnnData | None = None, *, layer: str | None = None) -> np.ndarray:
+        """Fused embedding ``Z_f`` (N x latent_dim) of the training data, or of new data with the same genes."""
+        self._require_fit()
+        if adata is None:
+            if "latent" not in self._fit_outputs:
+                msg = "A loaded model keeps no training embedding: pass `adata`."
+                raise ValueError(msg)
+            return self._fit_outputs["latent"]
+        return self._embed_new(adata, layer=layer)[0]
+
+    def _embed_new(self, adata: AnnData, *, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
+        check_anndata(adata)
+        params = {k: v for k, v in self._graph_params.items() if k != "radii"}
+        prepared = self._prepare(
+            adata, fitting=False, layer=layer, radii=self._graph_params["radii"], **params
+        )
+        fused, weights, _ = embed(self.module, self._inputs(prepared))
+        return fused, weights
+
+    def predict(self, adata: AnnData | None = None, *, layer: str | None = None) -> np.ndarray:
+        """Domain index of each spot: the fitted labels, or new data assigned to the fitted domains."""
+        self._require_fit()
+        if adata is None and "labels" in self._fit_outputs:
+            return self._fit_outputs["labels"]
+        return self.assigner.predict(self.latent(adata, layer=layer))
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Save weights and preprocessing (``model.pt``, loadable with ``weights_only=True``) and ``config.json``."""
+        self._require_fit()
+        path = Path(path)
+        if path.exists() and not overwrite:
+            msg = f"{path} exists; pass `overwrite=True` to replace it."
+            raise FileExistsError(msg)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {
+            "module": self.module.state_dict(),
+            "gene_scale": torch.from_numpy(self.expression.gene_scale.astype(np.float64)),
+            "assigner": {k: torch.from_numpy(np.asarray(v)) for k, v in self.assigner.state().items()},
+        }
+        torch.save(state, path / _WEIGHTS)
+        meta = {
+            "config": self.config.to_dict(),
+            "genes": self.expression.genes.tolist(),
+            "n_scales": len(self._graph_params["radii"]),
+            "graph_params": self._graph_params,
+            "n_clusters": self.n_clusters,
+            "cluster_method": self.cluster_method,
+            "cluster_pcs": self.cluster_pcs,
+            "random_state": self.random_state,
+        }
+        (path / _CONFIG).write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "auto") -> TSstc:
+        """Load a model saved with :meth:`save` (tensors only: ``torch.load(weights_only=True)``)."""
+        path = Path(path)
+        for name in (_WEIGHTS, _CONFIG):
+            if not (path / name).exists():
+                msg = f"{path / name} not found: is {path} a folder written by `TSstc.save`?"
+                raise FileNotFoundError(msg)
+        meta = json.loads((path / _CONFIG).read_text())
+        model = cls(
+            meta["n_clusters"],
+            cluster_method=meta["cluster_method"],
+            cluster_pcs=meta["cluster_pcs"],
+            device=device,
+            random_state=meta["random_state"],
+            progress_bar=False,
+            **meta["config"],
+        )
+        state = torch.load(path / _WEIGHTS, map_location=model.device, weights_only=True)
+        genes = np.asarray(meta["genes"], dtype=object)
+        model.module = TSstcModule(
+            len(genes),
+            meta["n_scales"],
+            hidden_dim=model.config.hidden_dim,
+            latent_dim=model.config.latent_dim,
+            use_sas=model.config.use_sas,
+        ).to(model.device)
+        model.module.load_state_dict(state["module"])
+        model.module.eval()
+        model.expression = Expression(sp.csr_matrix((0, len(genes))), genes, state["gene_scale"].numpy())
+        model.assigner = DomainAssigner(**{k: v.numpy() for k, v in state["assigner"].items()})
+        model._graph_params = meta["graph_params"]
+        return model

@@ -1,0 +1,5 @@
+"""Plotting."""
+
+from ._domains import domains
+
+__all__ = ["domains"]

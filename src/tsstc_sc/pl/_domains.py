@@ -1,0 +1,96 @@
+"""``pl.domains``: spatial domain maps, optionally beside a ground-truth annotation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def _ari_title(adata: AnnData, key: str, groundtruth: str) -> str:
+    from sklearn.metrics import adjusted_rand_score
+
+    known = adata.obs[groundtruth].notna().to_numpy()
+    ari = adjusted_rand_score(adata.obs[groundtruth][known].astype(str), adata.obs[key][known].astype(str))
+    return f"{key} (ARI {ari:.3f})"
+
+
+def domains(
+    adata: AnnData,
+    key: str = "tsstc",
+    *,
+    groundtruth: str | None = None,
+    spatial_key: str = "spatial",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Axes | list[Axes] | Figure | None:
+    """Plot spatial domains on the tissue (y axis downwards, like an image).
+
+    Parameters
+    ----------
+    adata
+        Annotated data with ``obs[key]`` (run :func:`tsstc_sc.tl.tsstc` first).
+    key
+        Column of :attr:`~anndata.AnnData.obs` with the domains.
+    groundtruth
+        Column with a reference annotation: drawn beside the domains, ARI in the title.
+    spatial_key
+        Key of the coordinates in :attr:`~anndata.AnnData.obsm`.
+    ax
+        Axes to draw into (only without ``groundtruth``).
+    show
+        Show the figure; ``None`` follows scanpy's ``settings.autoshow``.
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure` instead of the axes.
+    **kwargs
+        Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``palette``, ``frameon``).
+
+    Returns
+    -------
+    The axes (a list with ``groundtruth``), the figure with ``return_fig=True``, or ``None`` when shown.
+    Colours are shared with scanpy through ``adata.uns[f"{key}_colors"]``.
+
+    Examples
+    --------
+    >>> import tsstc_sc
+    >>> adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300)
+    >>> axes = tsstc_sc.pl.domains(adata, "domain", show=False)
+    """
+    import scanpy as sc
+
+    for column in (key, groundtruth):
+        if column is not None and column not in adata.obs:
+            hint = " Run `tsstc_sc.tl.tsstc(adata, n_clusters=...)` first." if column == key else ""
+            msg = f"`adata.obs[{column!r}]` not found.{hint}"
+            raise KeyError(msg)
+    if spatial_key not in adata.obsm:
+        msg = f"No coordinates in `adata.obsm[{spatial_key!r}]`; pass `spatial_key=`."
+        raise KeyError(msg)
+    if groundtruth is not None and ax is not None:
+        msg = "`ax` draws a single panel; leave it out when passing `groundtruth`."
+        raise ValueError(msg)
+    colors = [groundtruth, key] if groundtruth is not None else key
+    titles = [groundtruth, _ari_title(adata, key, groundtruth)] if groundtruth is not None else key
+    kwargs.setdefault("size", max(10.0, 120000 / adata.n_obs) if adata.n_obs > 0 else 20)
+    axes = sc.pl.embedding(adata, basis=spatial_key, color=colors, title=titles, ax=ax, show=False, **kwargs)
+    axes_list = list(np.atleast_1d(axes))
+    for a in axes_list:
+        if not a.yaxis_inverted():
+            a.invert_yaxis()
+        a.set_aspect("equal")
+    fig = axes_list[0].figure
+    if return_fig:
+        return fig
+    if show if show is not None else sc.settings.autoshow:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+        return None
+    return axes

@@ -1,0 +1,198 @@
+"""``tl.tsstc``: the functional entry point (validate -> graphs -> model -> clustering -> results)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _logging as logg
+from .._anndata_utils import target
+from .._clustering import ClusterMethod, spatial_majority_vote
+from .._config import TSstcConfig
+from .._docs import inject_docs
+from .._spatial_graphs import Unit
+from .._validation import check_anndata, check_key, check_n_clusters
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+
+def _show_progress(progress_bar: bool | None) -> bool:  # noqa: FBT001
+    if progress_bar is not None:
+        return bool(progress_bar)
+    import scanpy as sc
+
+    return int(sc.settings.verbosity) > 0
+
+
+def _h5ad_safe(params: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``None`` (not storable in h5ad) and turn sequences into arrays."""
+    return {
+        k: (np.asarray(v) if isinstance(v, list | tuple) else v) for k, v in params.items() if v is not None
+    }
+
+
+@inject_docs
+def tsstc(
+    adata: AnnData,
+    radii: Sequence[float] | None = None,
+    *,
+    n_clusters: int | None = None,
+    layer: str | None = None,
+    unit: Unit = "auto",
+    spatial_key: str = "spatial",
+    library_key: str | None = None,
+    key_added: str = "tsstc",
+    cluster_method: ClusterMethod = "gmm",
+    cluster_pcs: int | None = 20,
+    refine_labels: bool = False,
+    device: str = "auto",
+    random_state: int = 0,
+    progress_bar: bool | None = None,
+    copy: bool = False,
+    **kwargs: Any,
+) -> AnnData | None:
+    """Spatial domains with TSstc: multi-scale spatial graphs, spatiality-aware sampling, GCN encoders,
+    per-spot attention fusion, cross-view-refined spatial regularisation and a ZINB decoder.
+
+    Trains on raw counts (preprocessed internally; ``adata.X`` is never modified), then clusters
+    the final-epoch fused embedding. Every step is O(N·k): sparse graphs, scores on existing
+    edges only, sampled negatives. Uses a CUDA GPU when one is available.
+
+    Parameters
+    ----------
+    {adata}
+        ``X`` (or ``layer``) must hold raw counts.
+    {radii}
+        When ``None`` and :func:`tsstc_sc.pp.spatial_scales` already ran with the same
+        ``key_added``, its graphs are reused; otherwise they are built here.
+    n_clusters
+        Number of domains, honoured exactly. Required for ``"gmm"`` and ``"kmeans"``.
+    layer
+        Layer holding the raw counts instead of ``X``.
+    {unit}
+    {spatial_key}
+    {library_key}
+    key_added
+        Prefix of every output key (and of the spatial scales that are reused or written).
+    cluster_method
+        ``"gmm"``: Gaussian mixture with one shared covariance (mclust ``EEE`` without R),
+        ``"kmeans"``, or ``"leiden"`` (resolution searched to hit ``n_clusters``).
+    cluster_pcs
+        Cluster the top principal components of the embedding; ``None`` clusters it directly.
+    refine_labels
+        Relabel each spot by majority vote of its neighbours at the smallest scale.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state
+        Seed of every random choice; the same seed on CPU gives identical results.
+    progress_bar
+        Show a progress bar with the current loss; ``None`` follows ``sc.settings.verbosity``.
+    {copy}
+    **kwargs
+        Model hyperparameters, any field of :class:`~tsstc_sc.tl.TSstcConfig` (e.g. ``epochs``,
+        ``alpha``, ``lambda_r``, ``use_sas``, ``refine_rule``, ``adj_norm``, ``log1p``).
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` if ``copy=True``. Writes:
+
+    ``adata.obs[key_added]``
+        Domain labels (string categorical).
+    ``adata.obsm[f"X_{{key_added}}"]``
+        Fused embedding ``Z_f`` (float32, N x ``latent_dim``).
+    ``adata.obsm[f"{{key_added}}_scale_weights"]``
+        Per-spot attention weight of each view (spatial scales, then the gene view); names in
+        ``adata.uns[key_added]["scale_weight_names"]``.
+    ``adata.obsp[f"{{key_added}}_gene_connectivities"]``
+        The cosine k-NN gene graph.
+    ``adata.uns[key_added]``
+        ``params`` (every result-changing argument, the resolved device and the package version),
+        ``loss`` (per-epoch ``total``, ``reconstruction``, ``regularization`` per scale, and
+        ``kept_fraction`` of spatial edges kept as positives per scale) and ``genes`` used.
+    The spatial scales of :func:`tsstc_sc.pp.spatial_scales` when they were built here.
+
+    Examples
+    --------
+    >>> import tsstc_sc
+    >>> adata = tsstc_sc.datasets.synthetic_tissue(n_spots=400, n_genes=200)
+    >>> tsstc_sc.tl.tsstc(adata, n_clusters=5, epochs=5, progress_bar=False)
+    >>> adata.obs["tsstc"].nunique(), adata.obsm["X_tsstc"].shape
+    (5, (400, 64))
+    """
+    from .. import __version__
+    from .._model._estimator import TSstc
+
+    check_anndata(adata)
+    check_key(key_added)
+    n_clusters = check_n_clusters(n_clusters, adata.n_obs)
+    TSstcConfig.from_kwargs(**kwargs)  # fail fast on bad hyperparameters, before any work
+    model = TSstc(
+        n_clusters,
+        cluster_method=cluster_method,
+        cluster_pcs=cluster_pcs,
+        device=device,
+        random_state=random_state,
+        progress_bar=_show_progress(progress_bar),
+        **kwargs,
+    )
+    model.fit(
+        adata,
+        layer=layer,
+        radii=radii,
+        unit=unit,
+        spatial_key=spatial_key,
+        library_key=library_key,
+        scales_key=key_added,
+    )
+    out = model._fit_outputs
+    labels = out["labels"]
+    if refine_labels:
+        labels = spatial_majority_vote(labels, out["spatial"][0])
+    radii_used = model._graph_params["radii"]
+    view_names = [f"r{r:g}" for r in radii_used] + ["gene"]
+    history = model.history
+    params = {
+        **model.config.to_dict(),
+        "n_clusters": n_clusters,
+        "cluster_method": cluster_method,
+        "cluster_pcs": cluster_pcs,
+        "refine_labels": refine_labels,
+        "radii": radii_used,
+        "unit": model._graph_params["unit"],
+        "spatial_key": spatial_key,
+        "library_key": library_key,
+        "layer": layer,
+        "device": model.device,
+        "random_state": random_state,
+        "epochs_run": len(history.total),
+        "version": __version__,
+    }
+
+    adata = target(adata, copy=copy)
+    if out["scales"] is not None:
+        out["scales"].write_to(adata)
+    names = np.asarray([str(i) for i in range(int(labels.max()) + 1)])
+    adata.obs[key_added] = pd.Categorical(names[labels], categories=names)
+    adata.uns.pop(f"{key_added}_colors", None)
+    adata.obsm[f"X_{key_added}"] = out["latent"]
+    adata.obsm[f"{key_added}_scale_weights"] = out["scale_weights"]
+    adata.obsp[f"{key_added}_gene_connectivities"] = out["gene_graph"]
+    adata.uns[key_added] = {
+        "params": _h5ad_safe(params),
+        "loss": {
+            "total": np.asarray(history.total),
+            "reconstruction": np.asarray(history.reconstruction),
+            "regularization": np.asarray(history.regularization),
+            "kept_fraction": np.asarray(history.kept_fraction),
+        },
+        "scale_weight_names": np.asarray(view_names),
+        "genes": np.asarray(model.expression.genes, dtype=str),
+    }
+    logg.info(
+        f"TSstc: {len(names)} domains in `adata.obs[{key_added!r}]`, embedding in `adata.obsm['X_{key_added}']`"
+    )
+    return adata if copy else None

@@ -1,0 +1,200 @@
+"""Sparse, sampled and reordered computations against their dense textbook formulas (small data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from tsstc_sc._model._graph_ops import (
+    EdgeIndex,
+    SparseOperator,
+    mean_aggregation,
+    normalized_adjacency,
+    pair_dot,
+)
+from tsstc_sc._model._losses import (
+    negative_weights,
+    refine_neighbors,
+    sample_negatives,
+    spatial_regularization,
+    zinb_nll,
+)
+from tsstc_sc._model._module import TSstcModule
+
+CPU = torch.device("cpu")
+
+
+def random_graph(n=40, p=0.15, seed=0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    a = (rng.random((n, n)) < p).astype(np.float32)
+    a = np.triu(a, 1)
+    a = a + a.T
+    a[5] = a[:, 5] = 0  # an isolated spot
+    return sp.csr_matrix(a)
+
+
+def test_normalized_adjacency_matches_dense_formulas():
+    a = random_graph()
+    dense = a.toarray() + np.eye(a.shape[0])
+    d = dense.sum(1)
+    sym = np.diag(d**-0.5) @ dense @ np.diag(d**-0.5)
+    np.testing.assert_allclose(normalized_adjacency(a, "symmetric").toarray(), sym, rtol=1e-6)
+    np.testing.assert_allclose(normalized_adjacency(a, "row").toarray(), dense / d[:, None], rtol=1e-6)
+    with pytest.raises(ValueError, match="adj_norm"):
+        normalized_adjacency(a, "nope")
+
+
+def test_sas_reordered_products_equal_dense_mean_then_gcn():
+    """Â (P (X W)) computed sparsely equals the paper's order: X_spa = mean over closed neighbourhood, then GCN."""
+    rng = np.random.default_rng(1)
+    a = random_graph()
+    x = rng.poisson(1.0, size=(a.shape[0], 12)).astype(np.float32)
+    w = rng.normal(size=(12, 5)).astype(np.float32)
+    closed = a.toarray() + np.eye(a.shape[0])
+    x_spa = closed @ x / closed.sum(1, keepdims=True)  # paper Eq. 3 with the mean
+    expected = normalized_adjacency(a).toarray() @ x_spa @ w
+    p = SparseOperator.from_scipy(mean_aggregation(a), CPU)
+    adj = SparseOperator.from_scipy(normalized_adjacency(a), CPU)
+    got = adj @ (p @ (torch.from_numpy(x) @ torch.from_numpy(w)))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sparse_operator_gradient_uses_the_transpose():
+    m = sp.csr_matrix(np.random.default_rng(2).random((6, 6)).astype(np.float32))  # not symmetric
+    op = SparseOperator.from_scipy(m, CPU)
+    h = torch.randn(6, 3, requires_grad=True)
+    (op @ h).pow(2).sum().backward()
+    h2 = h.detach().clone().requires_grad_()
+    (torch.from_numpy(m.toarray()) @ h2).pow(2).sum().backward()
+    torch.testing.assert_close(h.grad, h2.grad)
+
+
+def test_pair_dot_gradient_matches_autograd_indexing():
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(30, 4, dtype=torch.float64, requires_grad=True)
+    src = torch.sort(torch.randint(0, 30, (200,), generator=g)).values
+    dst = torch.randint(0, 30, (200,), generator=g)
+    weights = torch.randn(200, dtype=torch.float64)
+    (pair_dot(u, src, dst) * weights).sum().backward()
+    u2 = u.detach().clone().requires_grad_()
+    ((u2[src] * u2[dst]).sum(1) * weights).sum().backward()
+    torch.testing.assert_close(u.grad, u2.grad)
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+
+
+@pytest.fixture
+def views():
+    g = torch.Generator().manual_seed(3)
+    a = random_graph(seed=3)
+    n = a.shape[0]
+    return a, torch.randn(n, 8, generator=g), torch.randn(n, 8, generator=g)
+
+
+def test_refinement_on_edges_matches_the_dense_cross_view_matrix(views):
+    a, z_spa, z_gene = views
+    edges = EdgeIndex.from_scipy(a, CPU)
+    s = cosine_matrix(z_spa, z_gene).numpy()  # the paper's N x N S^v, only for this check
+    dense = a.toarray() > 0
+    keep = refine_neighbors(z_spa, z_gene, edges, "mean", None).numpy()
+    expected = []
+    for i in range(a.shape[0]):
+        nbrs = np.flatnonzero(dense[i])
+        if nbrs.size:
+            expected.extend(s[i, nbrs] >= s[i, nbrs].mean() - 1e-6)
+    np.testing.assert_array_equal(keep, expected)
+    top = refine_neighbors(z_spa, z_gene, edges, "top_ratio", 0.5).numpy()
+    src = edges.src.numpy()
+    for i in np.unique(src):
+        deg = (src == i).sum()
+        assert top[src == i].sum() == np.ceil(0.5 * deg)
+    assert refine_neighbors(z_spa, z_gene, edges, "none", None).all()
+    # every spot with neighbours keeps at least one
+    strict = refine_neighbors(z_spa, z_gene, edges, "threshold", 2.0).numpy()
+    assert set(src[strict]) == set(src)
+
+
+def test_regularization_with_all_negatives_equals_dense_formula(views):
+    a, z_spa, z_gene = views
+    n = a.shape[0]
+    edges = EdgeIndex.from_scipy(a, CPU)
+    keep = refine_neighbors(z_spa, z_gene, edges, "mean", None)
+    pos = np.zeros((n, n), dtype=bool)
+    pos[edges.src[keep].numpy(), edges.dst[keep].numpy()] = True
+    neg = ~pos & ~np.eye(n, dtype=bool)
+    ns, nd = np.nonzero(neg)
+    p = torch.sigmoid(cosine_matrix(z_spa, z_spa)).numpy()
+    log_pos, log_neg = np.log(p[pos]), np.log(1 - p[neg])
+    for norm, expected in [
+        ("balanced", -log_pos.mean() - log_neg.mean()),
+        ("scaffold", -(log_pos.sum() + log_neg.sum()) / (2 * n * n)),
+    ]:
+        got = spatial_regularization(
+            z_spa,
+            (edges.src[keep], edges.dst[keep]),
+            (torch.from_numpy(ns), torch.from_numpy(nd), torch.ones(len(ns))),
+            n_negative_pairs=float(neg.sum()),
+            normalization=norm,
+        )
+        np.testing.assert_allclose(got.item(), expected, rtol=1e-5)
+
+
+def test_sampled_negatives_are_unbiased_and_skip_positives(views):
+    a, z_spa, z_gene = views
+    n = a.shape[0]
+    edges = EdgeIndex.from_scipy(a, CPU)
+    keep = refine_neighbors(z_spa, z_gene, edges, "mean", None)
+    pos = np.zeros((n, n), dtype=bool)
+    pos[edges.src[keep].numpy(), edges.dst[keep].numpy()] = True
+    f = torch.nn.functional.softplus(cosine_matrix(z_spa, z_spa)).numpy()
+    exact = f[~pos & ~np.eye(n, dtype=bool)].sum()
+    g = torch.Generator().manual_seed(0)
+    estimates = []
+    for _ in range(300):
+        src, dst = sample_negatives(n, 16, g, CPU)
+        assert (src != dst).all()
+        w, n_pairs = negative_weights(src, dst, keep, edges, 16)
+        assert n_pairs == (~pos & ~np.eye(n, dtype=bool)).sum()
+        assert (w[torch.from_numpy(pos[src.numpy(), dst.numpy()])] == 0).all()
+        estimates.append((w.numpy() * f[src.numpy(), dst.numpy()]).sum())
+    assert abs(np.mean(estimates) - exact) < 0.01 * exact
+
+
+def test_zinb_matches_a_direct_likelihood_and_sampling_is_unbiased():
+    g = torch.Generator().manual_seed(4)
+    x = torch.poisson(torch.full((50, 7), 1.5), generator=g)
+    pi = torch.rand(50, 7, generator=g) * 0.5
+    theta = torch.rand(50, 7, generator=g) * 3 + 0.2
+    mu = torch.rand(50, 7, generator=g) * 4 + 0.1
+    nb = torch.distributions.NegativeBinomial(total_count=theta, logits=torch.log(mu) - torch.log(theta))
+    direct = torch.where(
+        x == 0, torch.log(pi + (1 - pi) * nb.log_prob(x).exp()), torch.log(1 - pi) + nb.log_prob(x)
+    )
+    full = zinb_nll(x, pi, theta, mu, torch.lgamma(x + 1))
+    torch.testing.assert_close(full, -direct.mean(), rtol=1e-4, atol=1e-5)
+    # the per-epoch subsample of spots is an unbiased estimate of the full mean
+    rows = [torch.randperm(50, generator=g)[:10] for _ in range(2000)]
+    sampled = torch.stack([zinb_nll(x[r], pi[r], theta[r], mu[r], torch.lgamma(x[r] + 1)) for r in rows])
+    assert abs(sampled.mean() - full) < 0.01 * full
+
+
+def test_attention_fusion_receives_gradient_and_weights_sum_to_one():
+    a = random_graph()
+    n = a.shape[0]
+    torch.manual_seed(0)
+    module = TSstcModule(12, 2, hidden_dim=16, latent_dim=8, use_sas=True)
+    prop = [SparseOperator.from_scipy(normalized_adjacency(a), CPU) for _ in range(3)]
+    agg = [SparseOperator.from_scipy(mean_aggregation(a), CPU) for _ in range(2)]
+    x = torch.rand(n, 12)
+    views = module.encode(x, prop, agg)
+    fused, weights = module.fusion(views)
+    torch.testing.assert_close(weights.sum(1), torch.ones(n))
+    pi, theta, mu = module.decoder(fused)
+    zinb_nll(x, pi, theta, mu, torch.lgamma(x + 1)).backward()
+    for name, param in module.fusion.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name

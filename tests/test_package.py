@@ -1,0 +1,43 @@
+"""Package-level promises: a light import, and the command line a pipeline user runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import anndata as ad
+import pytest
+
+import tsstc_sc
+from tsstc_sc._cli import main
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, tsstc_sc; tsstc_sc.pp, tsstc_sc.tl.tsstc; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_runs_on_an_h5ad_and_scores_against_truth(tmp_path, capsys):
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=400, n_genes=200, n_domains=4)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    code = main(
+        ["run", str(tmp_path / "in.h5ad"), "--truth", "domain", "--epochs", "5", "--out", str(tmp_path / "out.h5ad"),
+         "--plot", str(tmp_path / "map.png")]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "4 domains" in printed and "ARI" in printed
+    out = ad.read_h5ad(tmp_path / "out.h5ad")
+    assert out.obs["tsstc"].nunique() == 4 and (tmp_path / "map.png").stat().st_size > 10_000
+
+
+def test_cli_asks_for_the_number_of_domains(tmp_path, capsys):
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    assert main(["run", str(tmp_path / "in.h5ad")]) == 2
+    assert "--n-clusters" in capsys.readouterr().err
+
+
+def test_cli_rejects_unknown_commands():
+    with pytest.raises(SystemExit):
+        main(["fly"])

@@ -1,0 +1,199 @@
+"""Contract, determinism, ablation and accuracy tests of ``tl.tsstc`` (CPU, small synthetic tissue)."""
+
+from __future__ import annotations
+
+import time
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+from sklearn.metrics import adjusted_rand_score
+
+import tsstc_sc
+
+FAST = {"epochs": 15, "progress_bar": False}
+
+
+@pytest.fixture(scope="module")
+def tissue() -> ad.AnnData:
+    return tsstc_sc.datasets.synthetic_tissue(n_spots=500, n_genes=300, n_domains=4, random_state=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(tissue) -> ad.AnnData:
+    return tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, **FAST)
+
+
+def test_outputs_keys_and_dtypes(fitted, tissue):
+    key = "tsstc"
+    assert isinstance(fitted.obs[key].dtype, pd.CategoricalDtype)
+    assert list(fitted.obs[key].cat.categories) == ["0", "1", "2", "3"]
+    emb = fitted.obsm[f"X_{key}"]
+    assert emb.dtype == np.float32 and emb.shape == (tissue.n_obs, 64) and np.isfinite(emb).all()
+    weights = fitted.obsm[f"{key}_scale_weights"]
+    names = list(fitted.uns[key]["scale_weight_names"])
+    assert names == ["r2", "r3", "r4", "r5", "gene"] and weights.shape == (tissue.n_obs, 5)
+    np.testing.assert_allclose(weights.sum(1), 1, rtol=1e-5)
+    params = fitted.uns[key]["params"]
+    assert (
+        params["device"] == "cpu" and params["n_clusters"] == 4 and params["version"] == tsstc_sc.__version__
+    )
+    assert params["alpha"] == 10 and params["epochs_run"] == FAST["epochs"]
+    loss = fitted.uns[key]["loss"]
+    assert loss["total"].shape == (15,) and loss["regularization"].shape == (15, 4)
+    assert loss["total"][-1] < loss["total"][0]
+    assert ((loss["kept_fraction"] > 0) & (loss["kept_fraction"] < 1)).all()
+    gene = fitted.obsp[f"{key}_gene_connectivities"]
+    assert (gene != gene.T).nnz == 0 and gene.diagonal().sum() == 0
+    assert "tsstc_r2_connectivities" in fitted.obsp  # scales built here are stored too
+
+
+def test_input_is_not_modified(tissue, fitted):
+    assert "tsstc" not in tissue.obs and not tissue.obsp and "X_tsstc" not in tissue.obsm
+    assert tissue.X.dtype == np.float32 and np.array_equal(tissue.X.data, np.round(tissue.X.data))
+
+
+def test_in_place_returns_none_and_round_trips_h5ad(tissue, tmp_path):
+    adata = tissue.copy()
+    adata.uns["tsstc_colors"] = ["#000000"]  # stale colours are dropped
+    assert tsstc_sc.tl.tsstc(adata, n_clusters=4, **FAST) is None
+    assert "tsstc_colors" not in adata.uns
+    adata.write_h5ad(tmp_path / "r.h5ad")
+    back = ad.read_h5ad(tmp_path / "r.h5ad")
+    np.testing.assert_array_equal(back.obsm["X_tsstc"], adata.obsm["X_tsstc"])
+    assert back.obs["tsstc"].equals(adata.obs["tsstc"])
+    np.testing.assert_array_equal(back.uns["tsstc"]["loss"]["total"], adata.uns["tsstc"]["loss"]["total"])
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs(tissue, fitted):
+    again = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, **FAST)
+    np.testing.assert_array_equal(again.obsm["X_tsstc"], fitted.obsm["X_tsstc"])
+    np.testing.assert_array_equal(again.obs["tsstc"], fitted.obs["tsstc"])
+    other = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, random_state=1, **FAST)
+    assert not np.array_equal(other.obsm["X_tsstc"], fitted.obsm["X_tsstc"])
+
+
+@pytest.mark.parametrize("method", ["gmm", "kmeans", "leiden"])
+@pytest.mark.parametrize("k", [3, 6])
+def test_n_clusters_is_honoured(tissue, method, k):
+    out = tsstc_sc.tl.tsstc(
+        tissue, n_clusters=k, cluster_method=method, copy=True, epochs=3, progress_bar=False
+    )
+    assert out.obs["tsstc"].nunique() == k
+
+
+def test_refine_labels_smooths_domains(tissue):
+    raw = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, **FAST)
+    smooth = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, refine_labels=True, **FAST)
+    conn = raw.obsp["tsstc_r2_connectivities"].tocoo()
+
+    def disagreement(a):
+        lab = a.obs["tsstc"].to_numpy()
+        return np.mean(lab[conn.row] != lab[conn.col])
+
+    assert disagreement(smooth) < disagreement(raw)
+    assert smooth.uns["tsstc"]["params"]["refine_labels"]
+
+
+def test_ablation_switches_change_the_loss_terms(tissue):
+    def loss(**kw):
+        return tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, epochs=3, progress_bar=False, **kw).uns[
+            "tsstc"
+        ]["loss"]
+
+    full = loss()
+    no_lr = loss(lambda_r=0)
+    assert (no_lr["regularization"] == 0).all() and np.isnan(no_lr["kept_fraction"]).all()
+    np.testing.assert_allclose(no_lr["total"], 10 * no_lr["reconstruction"], rtol=1e-6)
+    no_lc = loss(alpha=0)
+    assert (no_lc["reconstruction"] == 0).all()
+    np.testing.assert_allclose(no_lc["total"], no_lc["regularization"].sum(1), rtol=1e-5)
+    assert (loss(refine_rule="none")["kept_fraction"] == 1).all()
+    no_sas = loss(use_sas=False)
+    assert no_sas["total"][0] != full["total"][0]
+    one_radius = tsstc_sc.tl.tsstc(tissue, [3], n_clusters=4, copy=True, epochs=3, progress_bar=False)
+    assert list(one_radius.uns["tsstc"]["scale_weight_names"]) == ["r3", "gene"]
+
+
+def test_reuses_scales_from_pp_and_chains_into_scanpy(tissue):
+    adata = tissue.copy()
+    tsstc_sc.pp.spatial_scales(adata, radii=[2, 4])
+    tsstc_sc.tl.tsstc(adata, n_clusters=4, **FAST)
+    assert list(adata.uns["tsstc"]["params"]["radii"]) == [2, 4]
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.tl.rank_genes_groups(adata, "tsstc", method="wilcoxon")
+    top = adata.uns["rank_genes_groups"]["names"][0]
+    assert len(top) == 4
+
+
+def test_estimator_save_load_predicts_identically(tissue, tmp_path):
+    model = tsstc_sc.tl.TSstc(4, epochs=5, progress_bar=False).fit(tissue)
+    model.save(tmp_path / "m")
+    with pytest.raises(FileExistsError):
+        model.save(tmp_path / "m")
+    loaded = tsstc_sc.tl.TSstc.load(tmp_path / "m", device="cpu")
+    np.testing.assert_allclose(loaded.latent(tissue), model.latent(tissue), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(loaded.predict(tissue), model.predict(tissue))
+    np.testing.assert_array_equal(model.predict(tissue), model.predict())
+    with pytest.raises(ValueError, match="genes are missing"):
+        loaded.latent(tissue[:, 10:].copy())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"n_clusters": 1}, ValueError, "between 2"),
+        ({"n_clusters": 2.5}, TypeError, "integer"),
+        ({"n_clusters": 4, "epochs": 0}, ValueError, "epochs"),
+        ({"n_clusters": 4, "not_a_param": 1}, TypeError, "Unknown TSstc parameter"),
+        ({"n_clusters": 4, "layer": "counts"}, KeyError, "layer"),
+        ({"n_clusters": 4, "device": "cuda:7"}, ValueError, "device"),
+        ({"cluster_method": "gmm"}, ValueError, "needs `n_clusters`"),
+    ],
+)
+def test_bad_arguments_raise_before_touching_adata(tissue, kwargs, error, match):
+    adata = tissue.copy()
+    with pytest.raises(error, match=match):
+        tsstc_sc.tl.tsstc(adata, **{"progress_bar": False, "epochs": 2, **kwargs})
+    assert "tsstc" not in adata.obs and not adata.obsp and set(adata.uns) == set(tissue.uns)
+
+
+def test_refuses_normalised_data(tissue):
+    adata = tissue.copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    with pytest.raises(ValueError, match="raw counts"):
+        tsstc_sc.tl.tsstc(adata, n_clusters=4, **FAST)
+
+
+@pytest.fixture(scope="module")
+def layered_run() -> tuple[float, float]:
+    """ARI and seconds of the defaults on the default layered synthetic tissue (3,000 spots)."""
+    adata = tsstc_sc.datasets.synthetic_tissue(random_state=0)
+    start = time.perf_counter()
+    tsstc_sc.tl.tsstc(adata, n_clusters=adata.obs["domain"].nunique(), progress_bar=False)
+    return adjusted_rand_score(adata.obs["domain"], adata.obs["tsstc"]), time.perf_counter() - start
+
+
+def test_layered_synthetic_tissue_within_a_minute(layered_run):
+    assert layered_run[1] < 60, layered_run
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="target ARI >= 0.8 not met yet: 0.778 with the defaults (measured 2026-11-25); accuracy issue",
+)
+def test_layered_synthetic_tissue_accuracy(layered_run):
+    assert layered_run[0] >= 0.8, layered_run
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
+def test_cuda_matches_cpu_domains(tissue):
+    gpu = tsstc_sc.tl.tsstc(tissue, n_clusters=4, device="cuda", copy=True, **FAST)
+    cpu = tsstc_sc.tl.tsstc(tissue, n_clusters=4, device="cpu", copy=True, **FAST)
+    assert gpu.uns["tsstc"]["params"]["device"].startswith("cuda")
+    assert adjusted_rand_score(gpu.obs["tsstc"], cpu.obs["tsstc"]) > 0.9
