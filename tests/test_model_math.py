@@ -119,13 +119,19 @@ def test_refinement_on_edges_matches_the_dense_cross_view_matrix(views):
     assert set(src[strict]) == set(src)
 
 
-def test_regularization_with_all_negatives_equals_dense_formula(views):
+def kept_positives(views):
+    """The refined positives of one view as an edge mask and as a dense N x N boolean matrix."""
     a, z_spa, z_gene = views
     n = a.shape[0]
     edges = EdgeIndex.from_scipy(a, CPU)
     keep = refine_neighbors(z_spa, z_gene, edges, "mean", None)
     pos = np.zeros((n, n), dtype=bool)
     pos[edges.src[keep].numpy(), edges.dst[keep].numpy()] = True
+    return z_spa, n, edges, keep, pos
+
+
+def test_regularization_with_all_negatives_equals_dense_formula(views):
+    z_spa, n, edges, keep, pos = kept_positives(views)
     neg = ~pos & ~np.eye(n, dtype=bool)
     ns, nd = np.nonzero(neg)
     p = torch.sigmoid(cosine_matrix(z_spa, z_spa)).numpy()
@@ -145,12 +151,7 @@ def test_regularization_with_all_negatives_equals_dense_formula(views):
 
 
 def test_sampled_negatives_are_unbiased_and_skip_positives(views):
-    a, z_spa, z_gene = views
-    n = a.shape[0]
-    edges = EdgeIndex.from_scipy(a, CPU)
-    keep = refine_neighbors(z_spa, z_gene, edges, "mean", None)
-    pos = np.zeros((n, n), dtype=bool)
-    pos[edges.src[keep].numpy(), edges.dst[keep].numpy()] = True
+    z_spa, n, edges, keep, pos = kept_positives(views)
     f = torch.nn.functional.softplus(cosine_matrix(z_spa, z_spa)).numpy()
     exact = f[~pos & ~np.eye(n, dtype=bool)].sum()
     g = torch.Generator().manual_seed(0)
