@@ -111,6 +111,8 @@ def test_ablation_switches_change_the_loss_terms(tissue):
     assert (no_lc["reconstruction"] == 0).all()
     np.testing.assert_allclose(no_lc["total"], no_lc["regularization"].sum(1), rtol=1e-5)
     assert (loss(refine_rule="none")["kept_fraction"] == 1).all()
+    counts = loss(zinb_target="counts")  # raw counts with library-size factors: a different likelihood
+    assert np.isfinite(counts["total"]).all() and counts["reconstruction"][0] != full["reconstruction"][0]
     no_sas = loss(use_sas=False)
     assert no_sas["total"][0] != full["total"][0]
     one_radius = tsstc_sc.tl.tsstc(tissue, [3], n_clusters=4, copy=True, epochs=3, progress_bar=False)

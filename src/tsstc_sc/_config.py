@@ -43,6 +43,10 @@ class TSstcConfig:
         Negative pairs sampled per spot, per view and epoch for ``L_R``.
     lr_normalization
         ``"balanced"``: mean over positives + mean over negatives; ``"scaffold"``: both sums / N^2.
+    zinb_target
+        What the ZINB decoder reconstructs: ``"input"`` the preprocessed matrix with size factor 1
+        (scaffold), or ``"counts"`` the raw counts of the selected genes with the mean scaled by each
+        spot's library size over the median.
     zinb_batch_size
         Spots whose expression the ZINB loss scores per epoch (an unbiased subsample; ``None`` = all).
     epochs
@@ -71,6 +75,7 @@ class TSstcConfig:
     refine_value: float | None = None
     n_negatives: int = 32
     lr_normalization: Literal["balanced", "scaffold"] = "balanced"
+    zinb_target: Literal["input", "counts"] = "input"
     zinb_batch_size: int | None = 1024
     epochs: int = 30
     lr: float = 1e-3
@@ -101,6 +106,7 @@ class TSstcConfig:
             "adj_norm": ("symmetric", "row"),
             "refine_rule": ("mean", "top_ratio", "threshold", "none"),
             "lr_normalization": ("balanced", "scaffold"),
+            "zinb_target": ("input", "counts"),
         }
         for name, allowed in options.items():
             if getattr(self, name) not in allowed:

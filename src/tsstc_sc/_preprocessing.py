@@ -24,6 +24,13 @@ class Expression:
     x: sp.csr_matrix  # spots x selected genes, float32
     genes: np.ndarray  # names of the selected genes, in column order
     gene_scale: np.ndarray  # per-gene divisor applied after normalisation
+    counts: sp.csr_matrix | None = None  # raw counts of the selected genes (training data only)
+
+    def size_factors(self) -> np.ndarray:
+        """Library size of each spot over the selected genes, divided by the median (zeros stay 0)."""
+        totals = np.asarray(self.counts.sum(axis=1)).ravel()
+        median = np.median(totals[totals > 0]) if (totals > 0).any() else 1.0
+        return totals / median
 
 
 def default_min_cells(n_obs: int) -> int:
@@ -87,10 +94,11 @@ def preprocess(
     """Select genes and transform raw counts into the model's input (see module docstring)."""
     min_cells = default_min_cells(counts.shape[0]) if min_cells is None else min_cells
     keep = select_genes(counts, var_names, min_cells=min_cells, n_top_genes=n_top_genes)
-    x = _normalize(counts[:, keep], target_sum=target_sum, log1p=log1p)
+    x = _normalize(counts[:, keep], target_sum=target_sum, log1p=log1p)  # a copy: counts stay raw
     gene_scale = _column_std(x)
     logg.info(f"preprocessing: {len(keep)} genes kept (min_cells={min_cells}, n_top_genes={n_top_genes})")
-    return Expression(_scale(x, gene_scale, max_value), np.asarray(var_names)[keep], gene_scale)
+    selected = counts[:, keep]
+    return Expression(_scale(x, gene_scale, max_value), np.asarray(var_names)[keep], gene_scale, selected)
 
 
 def transform(

@@ -156,9 +156,16 @@ class TSstc:
             raise ValueError(msg)
         return np.array([index[g] for g in self.expression.genes])
 
-    def _inputs(self, prepared: Prepared) -> GraphInputs:
+    def _inputs(self, prepared: Prepared, *, training: bool = False) -> GraphInputs:
+        counts = training and self.config.zinb_target == "counts"
         return GraphInputs.build(
-            prepared.x, prepared.spatial, prepared.gene_graph, self.config, torch.device(self.device)
+            prepared.x,
+            prepared.spatial,
+            prepared.gene_graph,
+            self.config,
+            torch.device(self.device),
+            counts=self.expression.counts if counts else None,
+            size_factors=self.expression.size_factors() if counts else None,
         )
 
     # -- public API -----------------------------------------------------------------------
@@ -184,7 +191,7 @@ class TSstc:
         }
         prepared = self._prepare(adata, fitting=True, layer=layer, radii=radii, **self._graph_params)
         self._graph_params.update(radii=prepared.radii.tolist(), unit=prepared.unit)
-        inputs = self._inputs(prepared)
+        inputs = self._inputs(prepared, training=True)
         device = torch.device(self.device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(self.random_state)

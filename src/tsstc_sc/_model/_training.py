@@ -26,15 +26,46 @@ DENSE_X_BYTES = 2**30
 
 
 @dataclass
+class ReconstructionTarget:
+    """What the ZINB decoder reconstructs: dense on the device when it fits, else rows on demand."""
+
+    dense: torch.Tensor | None
+    host: sp.csr_matrix = field(repr=False)
+    lgamma_x1: torch.Tensor | None = field(repr=False)  # lgamma(target + 1), dense only
+    size_factors: torch.Tensor | None  # per-spot scale of the ZINB mean; None = 1
+
+    @classmethod
+    def build(
+        cls, target: sp.csr_matrix, size_factors: np.ndarray | None, device: torch.device, *, dense=None
+    ) -> ReconstructionTarget:
+        """``dense`` may pass an already uploaded dense copy of ``target`` (the input itself)."""
+        if dense is None and target.shape[0] * target.shape[1] * 4 <= DENSE_X_BYTES:
+            dense = torch.from_numpy(target.toarray()).to(device)
+        return cls(
+            dense,
+            target,
+            torch.lgamma(dense + 1) if dense is not None else None,
+            None if size_factors is None else torch.from_numpy(size_factors.astype(np.float32)).to(device),
+        )
+
+    def rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Target rows, their ``lgamma(x + 1)`` and size factors."""
+        factors = None if self.size_factors is None else self.size_factors[index, None]
+        if self.dense is not None:
+            return self.dense[index], self.lgamma_x1[index], factors
+        x = torch.from_numpy(self.host[index.cpu().numpy()].toarray()).to(index.device)
+        return x, torch.lgamma(x + 1), factors
+
+
+@dataclass
 class GraphInputs:
-    """The model's fixed inputs on a device: expression and every graph operator."""
+    """The model's fixed inputs on a device: expression, ZINB target and every graph operator."""
 
     x: torch.Tensor | SparseOperator
     propagation: list[SparseOperator]  # Â of each spatial view, then the gene view
     aggregation: list[SparseOperator]  # SAS mean of each spatial view
     edges: list[EdgeIndex]  # spatial edges of each view (candidates for L_R)
-    x_host: sp.csr_matrix = field(repr=False)
-    lgamma_x1: torch.Tensor | None = field(default=None, repr=False)  # lgamma(X + 1), dense X only
+    target: ReconstructionTarget
 
     @classmethod
     def build(
@@ -44,12 +75,24 @@ class GraphInputs:
         gene: sp.csr_matrix,
         config: TSstcConfig,
         device: torch.device,
+        *,
+        counts: sp.csr_matrix | None = None,
+        size_factors: np.ndarray | None = None,
     ) -> GraphInputs:
-        """Normalise graphs and upload everything once (nothing goes back to the host per epoch)."""
+        """Normalise graphs and upload everything once (nothing goes back to the host per epoch).
+
+        The ZINB target is ``x`` itself, or ``counts`` with ``size_factors`` when given.
+        """
         if x.shape[0] * x.shape[1] * 4 <= DENSE_X_BYTES:
             x_dev = torch.from_numpy(x.toarray()).to(device)
         else:
             x_dev = SparseOperator.from_scipy(x, device)
+        if counts is None:
+            target = ReconstructionTarget.build(
+                x, None, device, dense=x_dev if isinstance(x_dev, torch.Tensor) else None
+            )
+        else:
+            target = ReconstructionTarget.build(counts, size_factors, device)
         return cls(
             x=x_dev,
             propagation=[
@@ -58,16 +101,8 @@ class GraphInputs:
             + [SparseOperator.from_scipy(normalized_adjacency(gene, config.adj_norm), device)],
             aggregation=[SparseOperator.from_scipy(mean_aggregation(a), device) for a in spatial],
             edges=[EdgeIndex.from_scipy(a, device) for a in spatial],
-            x_host=x,
-            lgamma_x1=torch.lgamma(x_dev + 1) if isinstance(x_dev, torch.Tensor) else None,
+            target=target,
         )
-
-    def rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense expression of some spots (the ZINB target) and its ``lgamma(x + 1)``."""
-        if isinstance(self.x, torch.Tensor):
-            return self.x[index], self.lgamma_x1[index]
-        x = torch.from_numpy(self.x_host[index.cpu().numpy()].toarray()).to(index.device)
-        return x, torch.lgamma(x + 1)
 
 
 @dataclass
@@ -126,8 +161,10 @@ def reconstruction_loss(
         index = torch.arange(n, device=fused.device)
     else:
         index = torch.randperm(n, generator=generator, device=fused.device)[: config.zinb_batch_size]
-    target, lgamma_x1 = inputs.rows(index)
+    target, lgamma_x1, size_factors = inputs.target.rows(index)
     pi, theta, mu = module.decoder(fused[index])
+    if size_factors is not None:
+        mu = mu * size_factors
     return zinb_nll(target, pi, theta, mu, lgamma_x1)
 
 
