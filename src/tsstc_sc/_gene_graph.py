@@ -48,11 +48,11 @@ def approximate_cosine_knn(x: sp.csr_matrix, k: int, *, n_pcs: int, random_state
 
     pcs = TruncatedSVD(n_components=min(n_pcs, x.shape[1] - 1), random_state=random_state).fit_transform(x)
     index = NNDescent(pcs, n_neighbors=k + 1, metric="cosine", random_state=random_state, n_jobs=1)
-    idx, _ = index.neighbor_graph
-    # drop self where it is returned; keep the k nearest others
-    rows = np.arange(len(idx))[:, None]
-    others = np.where(idx == rows, -1, idx)
-    return np.array([r[r >= 0][:k] for r in others])
+    idx, dist = index.neighbor_graph
+    # self is usually returned first but not always: rank it last, then keep the k nearest others
+    dist = np.where(idx == np.arange(len(idx))[:, None], np.inf, dist)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(idx, order, axis=1)
 
 
 def gene_knn_graph(x: sp.csr_matrix, k: int, *, random_state: int = 0) -> sp.csr_matrix:

@@ -204,7 +204,7 @@ class TSstc:
             ).to(device)
         generator = torch.Generator(device=device).manual_seed(self.random_state)
         self.history = train(self.module, inputs, self.config, generator, progress_bar=self.progress_bar)
-        fused, weights, _ = embed(self.module, inputs)
+        fused, weights = embed(self.module, inputs)
         labels, self.assigner = cluster(
             fused, n_clusters, self.cluster_method, random_state=self.random_state, n_pcs=self.cluster_pcs
         )
@@ -239,7 +239,7 @@ class TSstc:
         prepared = self._prepare(
             adata, fitting=False, layer=layer, radii=self._graph_params["radii"], **params
         )
-        fused, weights, _ = embed(self.module, self._inputs(prepared))
+        fused, weights = embed(self.module, self._inputs(prepared))
         return fused, weights
 
     def predict(self, adata: AnnData | None = None, *, layer: str | None = None) -> np.ndarray:

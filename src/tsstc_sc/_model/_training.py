@@ -217,12 +217,7 @@ def train(
 
 
 @torch.no_grad()
-def embed(module: TSstcModule, inputs: GraphInputs) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Fused embedding, per-spot view weights and per-view embeddings as float32 NumPy arrays."""
-    views = module.encode(inputs.x, inputs.propagation, inputs.aggregation)
-    fused, weights = module.fusion(views)
-    return (
-        fused.cpu().numpy().astype(np.float32),
-        weights.cpu().numpy().astype(np.float32),
-        [v.cpu().numpy() for v in views],
-    )
+def embed(module: TSstcModule, inputs: GraphInputs) -> tuple[np.ndarray, np.ndarray]:
+    """Fused embedding and per-spot view weights as float32 NumPy arrays."""
+    fused, weights = module.fusion(module.encode(inputs.x, inputs.propagation, inputs.aggregation))
+    return fused.cpu().numpy().astype(np.float32), weights.cpu().numpy().astype(np.float32)
