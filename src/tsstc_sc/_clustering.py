@@ -154,10 +154,7 @@ def cluster(
         pca = PCA(n_pcs, svd_solver="full").fit(embedding.astype(np.float64))
         labels, assigner = cluster(pca.transform(embedding), n_clusters, method, random_state=random_state)
         return labels, replace(assigner, center=pca.mean_, components=pca.components_)
-    if method in ("gmm", "kmeans"):
-        if n_clusters is None:
-            msg = f"`cluster_method='{method}'` needs `n_clusters`; use `cluster_method='leiden'` to let the resolution decide."
-            raise ValueError(msg)
+    if method in ("gmm", "kmeans"):  # n_clusters is required: the estimator checks it up front
         return (gmm if method == "gmm" else kmeans)(embedding, n_clusters, random_state=random_state)
     if method == "leiden":
         labels = leiden(embedding, n_clusters, random_state=random_state)

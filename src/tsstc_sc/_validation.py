@@ -29,6 +29,13 @@ def check_anndata(adata: object) -> AnnData:
     if adata.n_obs == 0:
         msg = "`adata` has no observations (spots); nothing to compute."
         raise ValueError(msg)
+    if not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()][0]
+        msg = (
+            f"`adata.obs_names` are not unique (e.g. {dup!r} repeats); results are stored per spot, so "
+            "make them unique first: `adata.obs_names_make_unique()`."
+        )
+        raise ValueError(msg)
     return adata
 
 
@@ -175,6 +182,14 @@ def check_counts(adata: AnnData, layer: str | None) -> sp.csr_matrix:
         )
         raise ValueError(msg)
     x.eliminate_zeros()
+    empty = np.diff(x.indptr) == 0
+    if empty.any():
+        msg = (
+            f"{int(empty.sum())} spot(s) have no counts at all (e.g. {adata.obs_names[np.flatnonzero(empty)[0]]!r}); "
+            "they carry no expression to learn from. Remove them first, e.g. "
+            "`sc.pp.filter_cells(adata, min_counts=1)`."
+        )
+        raise ValueError(msg)
     return x
 
 

@@ -106,6 +106,12 @@ class TSstc:
         if cluster_method not in ("gmm", "kmeans", "leiden"):
             msg = f"`cluster_method` must be 'gmm', 'kmeans' or 'leiden', got {cluster_method!r}."
             raise ValueError(msg)
+        if n_clusters is None and cluster_method != "leiden":
+            msg = (
+                f"`cluster_method='{cluster_method}'` needs `n_clusters`; use `cluster_method='leiden'` to "
+                "let the resolution decide."
+            )
+            raise ValueError(msg)
         if cluster_pcs is not None and cluster_pcs < 1:
             msg = f"`cluster_pcs` must be a positive integer or None, got {cluster_pcs!r}."
             raise ValueError(msg)

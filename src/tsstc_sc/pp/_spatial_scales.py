@@ -84,6 +84,12 @@ def compute_spatial_scales(
     resolved = resolve_unit(adata, unit)
     libraries = check_library(adata, library_key)
     coords = check_array_coords(adata) if resolved == "array" else check_spatial(adata, spatial_key)
+    n_shared = len(coords) - len(np.unique(np.c_[libraries, coords], axis=0))
+    if n_shared:
+        logg.warning(
+            f"{n_shared} spot(s) share their coordinates with another spot of the same library; "
+            "coincident spots are not neighbours of each other (distance 0)."
+        )
     coords, factors = scaled_coordinates(coords, libraries, resolved)
     if radii_arr is None:
         if resolved == "array":

@@ -1,0 +1,333 @@
+"""Bad input gets a clear error and leaves ``adata`` exactly as it was; odd but valid input works.
+
+``CASES`` is also the source of the table in ``docs/robustness.md`` (``benchmarks/robustness_table.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from anndata.tests.helpers import assert_equal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tsstc_sc
+
+FAST = {"epochs": 2, "progress_bar": False}
+
+
+def base() -> ad.AnnData:
+    return tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150, n_domains=4, random_state=3)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: how to make it, what to call, and the error a user must get."""
+
+    name: str
+    make: Callable[[ad.AnnData], object]
+    call: Callable[[object], object]
+    error: type[Exception]
+    match: str
+
+
+def _set(attr_path: str, value_fn):
+    def make(a):
+        target, key = attr_path.split(":")
+        getattr(a, target)[key] = value_fn(a)
+        return a
+
+    return make
+
+
+def _x(fn):
+    def make(a):
+        x = a.X.toarray()
+        a.X = sp.csr_matrix(fn(x))
+        return a
+
+    return make
+
+
+def pp(**kw):
+    return lambda a: tsstc_sc.pp.spatial_scales(a, **kw)
+
+
+def tl(**kw):
+    return lambda a: tsstc_sc.tl.tsstc(a, **{"n_clusters": 4, **FAST, **kw})
+
+
+def _nan_coord(a):
+    a.obsm["spatial"][5, 1] = np.nan
+    return a
+
+
+def _inf_coord(a):
+    a.obsm["spatial"][7, 0] = np.inf
+    return a
+
+
+def _no_array(a):
+    del a.obs["array_row"]
+    return a
+
+
+def _nan_array(a):
+    a.obs["array_row"] = a.obs["array_row"].astype(float)
+    a.obs.iloc[3, a.obs.columns.get_loc("array_row")] = np.nan
+    return a
+
+
+def _nan_library(a):
+    a.obs["slide"] = ["A"] * (a.n_obs - 1) + [None]
+    return a
+
+
+def _dup_names(a):
+    a.obs_names = ["s0", *a.obs_names[1:-1], "s0"]
+    return a
+
+
+def _same_place(a):
+    a.obsm["spatial"] = np.zeros((a.n_obs, 2))
+    return a
+
+
+def _zero_spot(a):
+    x = a.X.tolil()
+    x[4, :] = 0
+    a.X = x.tocsr()
+    return a
+
+
+def _no_x(a):
+    return ad.AnnData(obs=a.obs, obsm={"spatial": a.obsm["spatial"]})
+
+
+def _huge(a):
+    rng = np.random.default_rng(0)
+    big = ad.AnnData(obs={"i": np.arange(50_000)})
+    big.obsm["spatial"] = rng.uniform(0, 1, (50_000, 2))
+    return big
+
+
+CASES = [
+    Case("spatial_key missing", lambda a: a, pp(spatial_key="xy", unit="nn"), KeyError, "obsm"),
+    Case("coordinates with 4 columns", _set("obsm:spatial", lambda a: np.zeros((a.n_obs, 4))), pp(unit="nn"), ValueError, "shape"),
+    Case("coordinates with 1 column", _set("obsm:spatial", lambda a: np.zeros((a.n_obs, 1))), pp(unit="nn"), ValueError, "shape"),
+    Case("NaN coordinate", _nan_coord, pp(unit="nn"), ValueError, "NaN or infinite"),
+    Case("infinite coordinate", _inf_coord, pp(unit="nn"), ValueError, "NaN or infinite"),
+    Case("non-numeric coordinates", _set("obsm:spatial", lambda a: np.full((a.n_obs, 2), "x")), pp(unit="nn"), TypeError, "numeric"),
+    Case('unit="array" without array columns', _no_array, pp(unit="array"), KeyError, "array_row"),
+    Case("array column with NaN", _nan_array, pp(unit="array"), ValueError, "NaN"),
+    Case("non-positive radius", lambda a: a, pp(radii=[0, 2]), ValueError, "positive"),
+    Case("unsorted radii", lambda a: a, pp(radii=[3, 2]), ValueError, "increasing"),
+    Case("duplicate radii", lambda a: a, pp(radii=[2, 2, 3]), ValueError, "duplicates"),
+    Case("NaN radius", lambda a: a, pp(radii=[np.nan]), ValueError, "finite"),
+    Case("radius too large for memory", _huge, pp(radii=[1e6], unit="coords"), MemoryError, "smaller radii"),
+    Case("unknown unit", lambda a: a, pp(unit="pixel"), ValueError, "unit"),
+    Case('unit="coords" without radii', lambda a: a, pp(unit="coords"), ValueError, "radii="),
+    Case("library_key not in obs", lambda a: a, pp(library_key="slide"), KeyError, "library_key"),
+    Case("library_key with NaN", _nan_library, pp(library_key="slide"), ValueError, "missing value"),
+    Case("key_added with '/'", lambda a: a, pp(key_added="a/b"), ValueError, "key_added"),
+    Case("not an AnnData", lambda a: a.X, pp(), TypeError, "AnnData"),
+    Case("no spots", lambda a: a[:0].copy(), pp(), ValueError, "no observations"),
+    Case("duplicate obs_names", _dup_names, pp(), ValueError, "obs_names_make_unique"),
+    Case("all spots at one place, nn unit", _same_place, pp(unit="nn"), ValueError, "median nearest"),
+    Case("log-normalised X", _x(lambda x: np.log1p(x / x.sum(1, keepdims=True) * 1e4)), tl(), ValueError, "raw counts"),
+    Case("negative values in X", _x(lambda x: x - 1), tl(), ValueError, "negative"),
+    Case("NaN in X", _x(lambda x: np.where(x > 5, np.nan, x)), tl(), ValueError, "NaN or infinite"),
+    Case("inf in X", _x(lambda x: np.where(x > 5, np.inf, x)), tl(), ValueError, "NaN or infinite"),
+    Case("no X", _no_x, tl(), ValueError, "empty"),
+    Case("layer missing", lambda a: a, tl(layer="counts"), KeyError, "layers"),
+    Case("spot without counts", _zero_spot, tl(), ValueError, "filter_cells"),
+    Case("no gene detected anywhere", _x(lambda x: x * 0), tl(), ValueError, "no counts"),
+    Case("n_clusters = 1", lambda a: a, tl(n_clusters=1), ValueError, "between 2"),
+    Case("n_clusters not an integer", lambda a: a, tl(n_clusters=3.5), TypeError, "integer"),
+    Case("more clusters than spots", lambda a: a, tl(n_clusters=10_000), ValueError, "between 2"),
+    Case("gmm without n_clusters", lambda a: a, tl(n_clusters=None), ValueError, "needs `n_clusters`"),
+    Case("unknown cluster_method", lambda a: a, tl(cluster_method="dbscan"), ValueError, "cluster_method"),
+    Case("cluster_pcs = 0", lambda a: a, tl(cluster_pcs=0), ValueError, "cluster_pcs"),
+    Case("unknown hyperparameter", lambda a: a, tl(learning_rate=0.1), TypeError, "Unknown TSstc parameter"),
+    Case("epochs = 0", lambda a: a, tl(epochs=0), ValueError, "epochs"),
+    Case("top_ratio without a ratio", lambda a: a, tl(refine_rule="top_ratio"), ValueError, "refine_value"),
+    Case("unknown device", lambda a: a, tl(device="tpu"), ValueError, "device"),
+    Case("training diverges (lr = 1e30)", lambda a: a, tl(lr=1e30, epochs=20), FloatingPointError, "lower `lr`"),
+    Case("plot before tl.tsstc", lambda a: a, lambda a: tsstc_sc.pl.domains(a, show=False), KeyError, "tl.tsstc"),
+    Case("plot with unknown groundtruth", lambda a: a, lambda a: tsstc_sc.pl.domains(a, "domain", groundtruth="gt", show=False), KeyError, "gt"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_raises_a_clear_error_and_changes_nothing(case):
+    with warnings.catch_warnings():  # anndata warns when copying duplicated names (one of the cases)
+        warnings.filterwarnings("ignore", "Observation names are not unique", UserWarning)
+        adata = case.make(base())
+        before = adata.copy() if isinstance(adata, ad.AnnData) else None
+    with pytest.raises(case.error, match=case.match):
+        case.call(adata)
+    if before is not None:
+        assert_equal(adata, before)
+
+
+def test_absent_gpu_is_refused():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    adata = base()
+    before = adata.copy()
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        tsstc_sc.tl.tsstc(adata, device="cuda", n_clusters=4, **FAST)
+    assert_equal(adata, before)
+
+
+# -- odd but valid input ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference():
+    adata = base()
+    tsstc_sc.tl.tsstc(adata, n_clusters=4, epochs=3, progress_bar=False)
+    return adata
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        pytest.param(lambda x: x.toarray(), id="dense"),
+        pytest.param(lambda x: x.tocsc(), id="csc"),
+        pytest.param(lambda x: x.astype(np.float64), id="float64"),
+        pytest.param(lambda x: x.astype(np.int64), id="int64"),
+        pytest.param(lambda x: x.astype(np.uint16), id="uint16"),
+    ],
+)
+def test_matrix_format_and_dtype_do_not_change_the_result(reference, convert):
+    adata = base()
+    adata.X = convert(adata.X)
+    tsstc_sc.tl.tsstc(adata, n_clusters=4, epochs=3, progress_bar=False)
+    np.testing.assert_array_equal(adata.obsm["X_tsstc"], reference.obsm["X_tsstc"])
+    np.testing.assert_array_equal(adata.obs["tsstc"], reference.obs["tsstc"])
+
+
+def test_counts_in_a_layer_and_X_untouched(reference):
+    adata = base()
+    adata.layers["counts"] = adata.X.copy()
+    adata.X = sp.csr_matrix(np.log1p(adata.X.toarray()))
+    x_before = adata.X.copy()
+    tsstc_sc.tl.tsstc(adata, layer="counts", n_clusters=4, epochs=3, progress_bar=False)
+    np.testing.assert_array_equal(adata.obs["tsstc"], reference.obs["tsstc"])
+    assert (x_before != adata.X).nnz == 0
+
+
+def test_view_is_made_actual_and_its_parent_is_untouched():
+    parent = base()
+    before = parent.copy()
+    view = parent[:200]
+    tsstc_sc.tl.tsstc(view, n_clusters=3, **FAST)
+    assert not view.is_view and view.obs["tsstc"].nunique() == 3
+    assert_equal(parent, before)
+
+
+def test_backed_anndata(tmp_path, reference):
+    base().write_h5ad(tmp_path / "b.h5ad")
+    backed = ad.read_h5ad(tmp_path / "b.h5ad", backed="r")
+    tsstc_sc.tl.tsstc(backed, n_clusters=4, epochs=3, progress_bar=False)
+    np.testing.assert_array_equal(backed.obs["tsstc"], reference.obs["tsstc"])
+
+
+def test_single_library_key_and_isolated_and_coincident_spots():
+    adata = base()
+    adata.obs["slide"] = "A"
+    adata.obsm["spatial"][1] = adata.obsm["spatial"][0]  # two spots at one place
+    adata.obsm["spatial"][2] = [1e6, 1e6]  # a spot far from everything
+    tsstc_sc.tl.tsstc(adata, unit="nn", library_key="slide", n_clusters=4, **FAST)
+    idx = adata.uns["tsstc_scales"]
+    assert idx["n_isolated"][0] >= 1 and np.isfinite(adata.obsm["X_tsstc"]).all()
+    conn = adata.obsp[f"{idx['scale_keys'][-1]}_connectivities"]
+    assert conn[0, 1] == 0 and conn[2].nnz == 0
+
+
+# -- properties of the graphs and of the validation ----------------------------------------
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    points=st.lists(
+        st.tuples(st.integers(0, 12), st.integers(0, 12), st.sampled_from(["A", "B"])),
+        min_size=2,
+        max_size=40,
+    ),
+    radii=st.lists(st.one_of(st.floats(-1, 8), st.just(float("nan"))), min_size=1, max_size=4),
+)
+def test_spatial_scales_property(points, radii):
+    xy = np.array([(x, y) for x, y, _ in points], dtype=float)
+    lib = [lib for *_, lib in points]
+    adata = ad.AnnData(obs={"lib": lib}, obsm={"spatial": xy})
+    adata.obs_names = [f"c{i}" for i in range(len(points))]
+    arr = np.asarray(radii)
+    if not (np.isfinite(arr).all() and (arr > 0).all() and (np.diff(arr) > 0).all()):
+        with pytest.raises(ValueError, match="radii"):
+            tsstc_sc.pp.spatial_scales(adata, radii, unit="coords", library_key="lib")
+        return
+    tsstc_sc.pp.spatial_scales(adata, radii, unit="coords", library_key="lib")
+    valid = radii
+    graphs = [adata.obsp[f"{k}_connectivities"] for k in adata.uns["tsstc_scales"]["scale_keys"]]
+    dist = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+    same_lib = np.equal.outer(np.array(lib), np.array(lib))
+    previous = None
+    for r, g in zip(valid, graphs, strict=True):
+        assert (g != g.T).nnz == 0 and g.diagonal().sum() == 0
+        expected = (dist > 0) & (dist <= r * (1 + 1e-9)) & same_lib
+        np.testing.assert_array_equal(g.toarray() > 0, expected)
+        if previous is not None:
+            assert previous.multiply(g).nnz == previous.nnz  # nested
+        previous = g
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    value=st.one_of(
+        st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=3), st.none(), st.booleans()
+    )
+)
+def test_n_clusters_validation_property(value):
+    from tsstc_sc._validation import check_n_clusters
+
+    try:
+        out = check_n_clusters(value, 10)
+    except (TypeError, ValueError):
+        return
+    assert out is None or (isinstance(out, int) and 2 <= out <= 10)
+
+
+# -- reproducibility across processes ------------------------------------------------------
+
+_RUN = """
+import hashlib, tsstc_sc
+a = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150, n_domains=4, random_state=3)
+tsstc_sc.tl.tsstc(a, n_clusters=4, epochs=5, progress_bar=False)
+print(hashlib.sha256(a.obsm["X_tsstc"].tobytes() + a.obs["tsstc"].to_numpy().astype(str).tobytes()).hexdigest())
+"""
+
+
+def test_same_seed_gives_identical_results_across_processes():
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # results are bit-identical for a fixed thread count
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", _RUN], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
+    assert len(digests) == 1
+    assert len(hashlib.sha256().hexdigest()) == len(digests.pop().strip())
