@@ -44,6 +44,10 @@ view (made actual, like scanpy; its parent is untouched); a backed AnnData; a si
 `library_key`; coincident spots (not neighbours of each other, reported); isolated spots (reported,
 they keep their own expression at that scale). A COO `X` cannot be stored in an AnnData at all
 (anndata refuses it). Training that diverges stops with `FloatingPointError` naming `lr`.
+
+Reproducibility: on CPU, the same `random_state` gives bit-identical embeddings and labels, in one
+process or across processes, for a fixed number of torch threads (`torch.get_num_threads()`, set by
+`OMP_NUM_THREADS`; the test uses 2). Different thread counts or a GPU may round differently.
 """
     (ROOT / "docs" / "robustness.md").write_text(text)
     sys.stdout.write(f"{len(rows)} cases written to docs/robustness.md\n")
