@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._utils import as_tissue, default_spot_size, finish
+
 if TYPE_CHECKING:
     from anndata import AnnData
     from matplotlib.axes import Axes
@@ -78,19 +80,9 @@ def domains(
         raise ValueError(msg)
     colors = [groundtruth, key] if groundtruth is not None else key
     titles = [groundtruth, _ari_title(adata, key, groundtruth)] if groundtruth is not None else key
-    kwargs.setdefault("size", max(10.0, 120000 / adata.n_obs) if adata.n_obs > 0 else 20)
+    kwargs.setdefault("size", default_spot_size(adata.n_obs))
     axes = sc.pl.embedding(adata, basis=spatial_key, color=colors, title=titles, ax=ax, show=False, **kwargs)
     axes_list = list(np.atleast_1d(axes))
-    for a in axes_list:
-        if not a.yaxis_inverted():
-            a.invert_yaxis()
-        a.set_aspect("equal")
-    fig = axes_list[0].figure
-    if return_fig:
-        return fig
-    if show if show is not None else sc.settings.autoshow:
-        import matplotlib.pyplot as plt
-
-        plt.show()
-        return None
-    return axes
+    as_tissue(axes_list)
+    out = finish(axes_list[0].figure, axes_list, show=show, return_fig=return_fig)
+    return axes if isinstance(out, list) else out
