@@ -29,6 +29,16 @@ library_key
     "copy": """\
 copy
     Return a modified copy instead of writing to ``adata``.""",
+    "fitted": """\
+adata
+    Annotated data after :func:`tsstc_sc.tl.tsstc`.
+key
+    The ``key_added`` of that run.""",
+    "show": """\
+show
+    Show the figure; ``None`` follows scanpy's ``settings.autoshow``.
+return_fig
+    Return the :class:`~matplotlib.figure.Figure` instead of the axes.""",
 }
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._docs import inject_docs
 from ._utils import as_tissue, default_spot_size, finish
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def _ari_title(adata: AnnData, key: str, groundtruth: str) -> str:
     return f"{key} (ARI {ari:.3f})"
 
 
+@inject_docs
 def domains(
     adata: AnnData,
     key: str = "tsstc",
@@ -43,21 +45,17 @@ def domains(
         Column of :attr:`~anndata.AnnData.obs` with the domains.
     groundtruth
         Column with a reference annotation: drawn beside the domains, ARI in the title.
-    spatial_key
-        Key of the coordinates in :attr:`~anndata.AnnData.obsm`.
+    {spatial_key}
     ax
         Axes to draw into (only without ``groundtruth``).
-    show
-        Show the figure; ``None`` follows scanpy's ``settings.autoshow``.
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead of the axes.
+    {show}
     **kwargs
         Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``palette``, ``frameon``).
 
     Returns
     -------
     The axes (a list with ``groundtruth``), the figure with ``return_fig=True``, or ``None`` when shown.
-    Colours are shared with scanpy through ``adata.uns[f"{key}_colors"]``.
+    Colours are shared with scanpy through ``adata.uns[f"{{key}}_colors"]``.
 
     Examples
     --------

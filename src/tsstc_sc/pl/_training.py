@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._docs import inject_docs
 from ._utils import as_tissue, default_spot_size, finish
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ def _results(adata: AnnData, key: str) -> dict:
     return adata.uns[key]
 
 
+@inject_docs
 def scale_weights(
     adata: AnnData,
     key: str = "tsstc",
@@ -34,16 +36,9 @@ def scale_weights(
 
     Parameters
     ----------
-    adata
-        Annotated data after :func:`tsstc_sc.tl.tsstc`.
-    key
-        The ``key_added`` of that run.
-    spatial_key
-        Key of the coordinates in :attr:`~anndata.AnnData.obsm`.
-    show
-        Show the figure; ``None`` follows scanpy's ``settings.autoshow``.
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead of the axes.
+    {fitted}
+    {spatial_key}
+    {show}
     **kwargs
         Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``color_map``).
 
@@ -83,6 +78,7 @@ def scale_weights(
     return finish(axes[0].figure, axes, show=show, return_fig=return_fig)
 
 
+@inject_docs
 def loss(
     adata: AnnData,
     key: str = "tsstc",
@@ -94,14 +90,8 @@ def loss(
 
     Parameters
     ----------
-    adata
-        Annotated data after :func:`tsstc_sc.tl.tsstc`.
-    key
-        The ``key_added`` of that run.
-    show
-        Show the figure; ``None`` follows scanpy's ``settings.autoshow``.
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead of the axes.
+    {fitted}
+    {show}
 
     Returns
     -------
