@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -38,14 +37,6 @@ def zinb_nll(
     zero = torch.log(pi + (1 - pi) * torch.exp(nb_log0) + _EPS)
     nonzero = torch.log(1 - pi + _EPS) + nb_log
     return -torch.where(x < 1e-8, zero, nonzero).mean()
-
-
-@dataclass
-class RegularizationTerms:
-    """``L_R`` of one view and the fraction of candidate edges kept as positives."""
-
-    loss: torch.Tensor
-    kept_fraction: float
 
 
 @torch.no_grad()

@@ -36,11 +36,16 @@ class ReconstructionTarget:
 
     @classmethod
     def build(
-        cls, target: sp.csr_matrix, size_factors: np.ndarray | None, device: torch.device, *, dense=None
+        cls,
+        target: sp.csr_matrix,
+        size_factors: np.ndarray | None,
+        device: torch.device,
+        *,
+        dense: torch.Tensor | None = None,
     ) -> ReconstructionTarget:
         """``dense`` may pass an already uploaded dense copy of ``target`` (the input itself)."""
         if dense is None and target.shape[0] * target.shape[1] * 4 <= DENSE_X_BYTES:
-            dense = torch.from_numpy(target.toarray()).to(device)
+            dense = torch.from_numpy(target.toarray()).to(device)  # bounded: at most DENSE_X_BYTES
         return cls(
             dense,
             target,
@@ -53,6 +58,7 @@ class ReconstructionTarget:
         factors = None if self.size_factors is None else self.size_factors[index, None]
         if self.dense is not None:
             return self.dense[index], self.lgamma_x1[index], factors
+        # large data: only the sampled rows (zinb_batch_size x genes) are ever dense
         x = torch.from_numpy(self.host[index.cpu().numpy()].toarray()).to(index.device)
         return x, torch.lgamma(x + 1), factors
 
