@@ -1,6 +1,7 @@
 """One whole-process TSstc run on a labelled slice: prints one JSON line (ARI, NMI, wall, peak RSS).
 
 usage: python benchmarks/tsstc_slice.py PATH.h5ad [--device cpu] [--seed 0] [--k 7] [--param key=value ...]
+                                       [--labels-out FILE.csv]
 Labels (obs['ground_truth']) are used only to score, after training and clustering.
 """
 
@@ -29,6 +30,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=None, help="default: number of truth domains")
     p.add_argument("--truth", default="ground_truth")
     p.add_argument("--param", nargs="*", default=[], help="TSstc keyword overrides, key=value")
+    p.add_argument("--labels-out", default=None, help="write each spot's domain to this CSV")
     args = p.parse_args()
     kwargs = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.param)}
     adata = ad.read_h5ad(args.path)
@@ -41,7 +43,10 @@ def main() -> None:
     fit = time.perf_counter() - fit_start
     truth, pred = adata.obs[args.truth][known].astype(str), adata.obs["tsstc"][known].astype(str)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if args.labels_out:
+        adata.obs[["tsstc"]].to_csv(args.labels_out)
     result = {
+        "variant": "defaults" if not kwargs else "custom",
         "data": args.path.rsplit("/", 1)[-1],
         "device": adata.uns["tsstc"]["params"]["device"],
         "seed": args.seed,

@@ -160,6 +160,7 @@ CASES = [
     Case("cluster_pcs = 0", lambda a: a, tl(cluster_pcs=0), ValueError, "cluster_pcs"),
     Case("unknown hyperparameter", lambda a: a, tl(learning_rate=0.1), TypeError, "Unknown TSstc parameter"),
     Case("epochs = 0", lambda a: a, tl(epochs=0), ValueError, "epochs"),
+    Case("unknown preset", lambda a: a, tl(preset="fast"), ValueError, "preset"),
     Case("top_ratio without a ratio", lambda a: a, tl(refine_rule="top_ratio"), ValueError, "refine_value"),
     Case("unknown device", lambda a: a, tl(device="tpu"), ValueError, "device"),
     Case("training diverges (lr = 1e30)", lambda a: a, tl(lr=1e30, epochs=20), FloatingPointError, "lower `lr`"),

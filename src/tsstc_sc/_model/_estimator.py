@@ -14,7 +14,7 @@ import torch
 
 from .. import _logging as logg
 from .._clustering import ClusterMethod, DomainAssigner, cluster
-from .._config import TSstcConfig
+from .._config import Preset, TSstcConfig
 from .._gene_graph import gene_knn_graph
 from .._preprocessing import Expression, preprocess, transform
 from .._spatial_graphs import Unit
@@ -79,8 +79,10 @@ class TSstc:
         Seed of every random choice (initialisation, negatives, subsampling, clustering).
     progress_bar
         Show a progress bar with the current loss.
+    preset
+        ``"default"`` or ``"paper"`` (the paper's training: 150 epochs, the ZINB loss on all spots).
     **kwargs
-        Any field of :class:`~tsstc_sc.tl.TSstcConfig`.
+        Any field of :class:`~tsstc_sc.tl.TSstcConfig`; overrides the preset.
 
     Examples
     --------
@@ -100,9 +102,10 @@ class TSstc:
         device: str = "auto",
         random_state: int = 0,
         progress_bar: bool = True,
+        preset: Preset = "default",
         **kwargs: Any,
     ):
-        self.config = TSstcConfig.from_kwargs(**kwargs)
+        self.config = TSstcConfig.from_kwargs(preset, **kwargs)
         if cluster_method not in ("gmm", "kmeans", "leiden"):
             msg = f"`cluster_method` must be 'gmm', 'kmeans' or 'leiden', got {cluster_method!r}."
             raise ValueError(msg)
