@@ -108,8 +108,12 @@ def bar_plot(runs: pd.DataFrame, path: Path) -> None:
 def domain_maps(runs: pd.DataFrame, labels_dir: Path, path: Path) -> bool:
     """Truth | tsstc-sc | best peer for each DLPFC slice (seed 0); False when labels are missing."""
     stats = summary(runs)
-    fig, axes = plt.subplots(len(TARGET), 3, figsize=(11, 3.8 * len(TARGET)))
-    for row_axes, data in zip(axes, TARGET, strict=True):
+    peers = stats[~stats["entry"].str.startswith("tsstc-sc")]
+    slices = [d for d in TARGET if d in set(peers["data"])]  # slices some peer has run on
+    if not slices:
+        return False
+    fig, axes = plt.subplots(len(slices), 3, figsize=(11, 3.8 * len(slices)), squeeze=False)
+    for row_axes, data in zip(axes, slices, strict=True):
         adata = ad.read_h5ad(DATA / data)
         peers = stats[(stats["data"] == data) & ~stats["entry"].str.startswith("tsstc-sc")]
         best = peers.sort_values("mean", ascending=False)["entry"].iloc[0]
@@ -152,7 +156,7 @@ def main() -> None:
     section = [
         START,
         f"Measured {', '.join(dates)} on {runs['machine'].iloc[0]}, one whole process per run, "
-        "2 threads, run one after another.",
+        "run one after another (threads: the harness's `--threads`).",
         "",
         "Command: `bash benchmarks/run.sh` (peers' environments, then "
         "`python benchmarks/harness.py` and `python benchmarks/report.py`); raw rows: "

@@ -1,0 +1,39 @@
+"""Non-spatial scanpy baseline on one labelled .h5ad: one JSON line (see README.md).
+
+usage: .venvs/squidpy/bin/python run_baseline.py PATH.h5ad --seed S [--k K] [--truth ground_truth]
+
+HVG 3000 (seurat_v3 on the raw counts), normalize_total, log1p, scale, PCA 30, tied GMM at K.
+No spatial information at all: the floor every spatial method should clear.
+"""
+
+import time
+
+START = time.perf_counter()
+
+from _common import Context, Variant, main, tied_gmm  # noqa: E402
+
+N_HVG = 3000
+N_PCS = 30
+
+
+def fit(ctx: Context) -> list[Variant]:
+    import scanpy as sc
+
+    adata = ctx.adata
+    adata.var_names_make_unique()
+    if adata.n_vars > N_HVG:
+        sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=N_HVG)
+    else:
+        ctx.notes.append(f"only {adata.n_vars} genes: all used (no HVG selection)")
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    if "highly_variable" in adata.var:
+        adata = adata[:, adata.var["highly_variable"].to_numpy()].copy()
+    sc.pp.scale(adata)
+    n_pcs = min(N_PCS, adata.n_vars - 1, adata.n_obs - 1)
+    sc.pp.pca(adata, n_comps=n_pcs, random_state=ctx.seed)
+    return [Variant(f"PCA {n_pcs} + tied GMM", tied_gmm(adata.obsm["X_pca"], ctx.k, ctx.seed))]
+
+
+if __name__ == "__main__":
+    main("scanpy-PCA (non-spatial)", "scanpy", fit, START)
