@@ -13,16 +13,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from report import SHORT  # benchmarks/ is the script's folder, hence on sys.path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START, END = "<!-- ablations:start -->", "<!-- ablations:end -->"
-SHORT = {
-    "dlpfc_151673_5000genes.h5ad": "151673",
-    "dlpfc_151674_5000genes.h5ad": "151674",
-    "dlpfc_151510_500genes.h5ad": "151510",
-    "osmfish_mouse_sscortex.h5ad": "osmFISH",
-    "mouse_olfactory_bulb_st.h5ad": "olf. bulb",
-}
 
 
 def cell(values: pd.Series) -> str:

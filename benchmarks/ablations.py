@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from grid import grid_tasks  # benchmarks/ is the script's folder, hence on sys.path
+
 #: name -> (cluster_method, cluster_pcs)
 CLUSTERINGS = {
     "gmm": ("gmm", 20),
@@ -125,12 +127,7 @@ def main() -> None:
     p.add_argument("--save-embeddings", default=None, help="folder for each run's embedding (.npy)")
     args = p.parse_args()
     grid = json.loads(Path(args.grid).read_text())
-    tasks = [
-        (path, name, params, seed)
-        for name, params in grid["configs"].items()
-        for path in grid["data"]
-        for seed in grid["seeds"]
-    ]
+    tasks = grid_tasks(grid)
     with ThreadPoolExecutor(args.jobs) as pool, Path(args.out).open("a") as out:
         for rows in pool.map(
             lambda t: run_one(*t, args.threads, args.save_embeddings, grid.get("clusterings")), tasks

@@ -30,6 +30,16 @@ def run_one(path: str, name: str, params: dict, seed: int, device: str, threads:
     return {"config": name, **json.loads(lines[-1])}
 
 
+def grid_tasks(grid: dict) -> list[tuple[str, str, dict, int]]:
+    """(path, configuration name, parameters, seed) for every cell of a grid file."""
+    return [
+        (path, name, params, seed)
+        for name, params in grid["configs"].items()
+        for path in grid["data"]
+        for seed in grid["seeds"]
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("grid")
@@ -39,12 +49,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     grid = json.loads(Path(args.grid).read_text())
-    tasks = [
-        (path, name, params, seed)
-        for name, params in grid["configs"].items()
-        for path in grid["data"]
-        for seed in grid["seeds"]
-    ]
+    tasks = grid_tasks(grid)
     with ThreadPoolExecutor(args.jobs) as pool, Path(args.out).open("a") as out:
         futures = [pool.submit(run_one, *t, args.device, args.threads) for t in tasks]
         for fut in futures:
