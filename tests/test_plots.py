@@ -54,3 +54,84 @@ def test_plots_explain_missing_results():
     for plot in (tsstc_sc.pl.scale_weights, tsstc_sc.pl.loss):
         with pytest.raises(KeyError, match=r"tl\.tsstc"):
             plot(adata, show=False)
+
+
+@pytest.fixture(scope="module")
+def two_slides():
+    import anndata as ad
+
+    slides = {
+        name: tsstc_sc.datasets.synthetic_tissue(n_spots=200, n_genes=120, n_domains=4, random_state=seed)
+        for seed, name in enumerate(["A", "B"])
+    }
+    adata = ad.concat(slides, label="slide", index_unique="-")
+    adata.obs["tsstc"] = adata.obs["domain"].cat.rename_categories(lambda c: f"d{c[-1]}")
+    adata.obs["tsstc"] = adata.obs["tsstc"].where(adata.obs["slide"] == "A", "d1")  # slide B: one domain
+    return adata
+
+
+def test_domains_one_row_per_library_same_colour_per_domain(two_slides):
+    from sklearn.metrics import adjusted_rand_score
+
+    dtypes = two_slides.obs.dtypes.copy()
+    axes = tsstc_sc.pl.domains(two_slides, groundtruth="domain", library_key="slide", show=False)
+    assert len(axes) == 4  # 2 slides x (annotation, domains)
+    for row, slide in enumerate(["A", "B"]):
+        obs = two_slides.obs[two_slides.obs["slide"] == slide]
+        ari = adjusted_rand_score(obs["domain"], obs["tsstc"])
+        assert axes[2 * row + 1].get_title() == f"{slide}: tsstc (ARI {ari:.3f})"
+        assert len(axes[2 * row].collections[0].get_offsets()) == len(obs)
+    # "d1" is drawn in the same colour on both slides, the one stored for scanpy in uns
+    d1 = mpl.colors.to_rgba(two_slides.uns["tsstc_colors"][0])
+    for a in (axes[1], axes[3]):
+        legend = {
+            t.get_text(): h.get_facecolor()[0]
+            for t, h in zip(a.get_legend().texts, a.get_legend().legend_handles, strict=True)
+        }
+        np.testing.assert_allclose(legend["d1"], d1)
+    assert two_slides.obs.dtypes.equals(dtypes)  # the user's obs is not converted
+
+
+def test_domains_rejects_ax_with_several_panels(two_slides):
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="single panel"):
+        tsstc_sc.pl.domains(two_slides, library_key="slide", ax=ax, show=False)
+
+
+def test_domain_sizes_stacks_the_annotation_within_each_domain(two_slides):
+    adata = two_slides.copy()
+    adata.obs.loc[adata.obs_names[:10], "domain"] = np.nan  # unannotated spots are counted in grey
+    ax = tsstc_sc.pl.domain_sizes(adata, groundtruth="domain", show=False)
+    heights = {}
+    for bar in ax.patches:
+        x = round(bar.get_x() + bar.get_width() / 2)
+        heights[x] = heights.get(x, 0) + bar.get_height()
+    expected = adata.obs["tsstc"].value_counts().reindex(adata.obs["tsstc"].cat.categories).to_numpy()
+    np.testing.assert_array_equal([heights[i] for i in range(len(expected))], expected)
+    labels = [t.get_text() for t in ax.get_legend().texts]
+    assert labels == [*adata.obs["domain"].cat.categories, "unannotated"]
+
+
+def test_scale_degrees_boxes_are_the_graph_degrees():
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300)
+    tsstc_sc.pp.spatial_scales(adata, radii=[1.5, 3])
+    ax = tsstc_sc.pl.scale_degrees(adata, show=False)
+    for position, name in enumerate(adata.uns["tsstc_scales"]["scale_keys"], start=1):
+        degree = np.diff(adata.obsp[f"{name}_connectivities"].indptr)
+        # the median is the horizontal segment as wide as the box at this scale's position
+        at = [line for line in ax.lines if np.isclose(np.mean(np.unique(line.get_xdata())), position)]
+        width = np.ptp(next(line for line in at if len(line.get_xdata()) == 5).get_xdata())
+        medians = [
+            line.get_ydata()[0]
+            for line in at
+            if len(line.get_xdata()) == 2 and np.isclose(np.ptp(line.get_xdata()), width)
+        ]
+        assert medians == [np.median(degree)]
+        assert (
+            ax.get_xticklabels()[position - 1].get_text()
+            == f"r={adata.uns['tsstc_scales']['radii'][position - 1]:g}"
+        )
+    with pytest.raises(KeyError, match="spatial_scales"):
+        tsstc_sc.pl.scale_degrees(tsstc_sc.datasets.synthetic_tissue(n_spots=100), show=False)

@@ -1,13 +1,14 @@
-"""``pl.scale_weights`` (which spatial scale each spot relies on) and ``pl.loss`` (training curves)."""
+"""``pl.scale_weights`` (which scale each spot relies on), ``pl.scale_degrees`` and ``pl.loss``."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from .._docs import inject_docs
-from ._utils import as_tissue, default_spot_size, finish
+from ._utils import default_spot_size, finish, library_panels, spatial_grid
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -28,6 +29,7 @@ def scale_weights(
     key: str = "tsstc",
     *,
     spatial_key: str = "spatial",
+    library_key: str | None = None,
     show: bool | None = None,
     return_fig: bool = False,
     **kwargs: Any,
@@ -38,13 +40,16 @@ def scale_weights(
     ----------
     {fitted}
     {spatial_key}
+    library_key
+        Column of :attr:`~anndata.AnnData.obs` naming the slide of each spot: one row per slide.
     {show}
     **kwargs
         Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``color_map``).
 
     Returns
     -------
-    One panel per view (spatial scales, then the gene view), colour = attention weight in [0, 1].
+    One panel per view (spatial scales, then the gene view) and library, colour = attention weight
+    on one scale from 0 to the largest weight.
 
     Examples
     --------
@@ -54,28 +59,68 @@ def scale_weights(
     >>> len(tsstc_sc.pl.scale_weights(adata, show=False))
     5
     """
-    import anndata as ad
-    import pandas as pd
-    import scanpy as sc
-
     names = [str(n) for n in _results(adata, key)["scale_weight_names"]]
-    weights = adata.obsm[f"{key}_scale_weights"]
+    weights = np.asarray(adata.obsm[f"{key}_scale_weights"])
     columns = [f"{key} weight {n}" for n in names]
-    # a light AnnData sharing the coordinates, so the user's obs is not touched
-    panel = ad.AnnData(
-        obs=pd.DataFrame(np.asarray(weights), index=adata.obs_names, columns=columns),
-        obsm={spatial_key: np.asarray(adata.obsm[spatial_key])},
-    )
-    kwargs.setdefault("size", default_spot_size(adata.n_obs))
+    obs = pd.DataFrame(weights, index=np.arange(adata.n_obs).astype(str), columns=columns)
+    panels = library_panels(adata, obs, spatial_key=spatial_key, library_key=library_key)
+    titles = [[n if library is None else f"{library}: {n}" for n in names] for library, _ in panels]
+    kwargs.setdefault("size", default_spot_size(max(p.n_obs for _, p in panels)))
     kwargs.setdefault("vmin", 0.0)
-    kwargs.setdefault("vmax", float(np.max(weights)))
-    axes = list(
-        np.atleast_1d(
-            sc.pl.embedding(panel, basis=spatial_key, color=columns, title=names, show=False, **kwargs)
-        )
-    )
-    as_tissue(axes)
-    return finish(axes[0].figure, axes, show=show, return_fig=return_fig)
+    kwargs.setdefault("vmax", float(weights.max()))
+    fig, axes = spatial_grid(panels, columns, titles, spatial_key=spatial_key, **kwargs)
+    return finish(fig, axes, show=show, return_fig=return_fig)
+
+
+@inject_docs
+def scale_degrees(
+    adata: AnnData,
+    key: str = "tsstc",
+    *,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Axes | Figure | None:
+    """Neighbours per spot at every spatial scale: what the radii mean on this platform.
+
+    Parameters
+    ----------
+    adata
+        Annotated data after :func:`tsstc_sc.pp.spatial_scales` (or :func:`tsstc_sc.tl.tsstc`).
+    key
+        The ``key_added`` of that run.
+    ax
+        Axes to draw into.
+    {show}
+
+    Returns
+    -------
+    One box per scale (spots' degrees, mean marked), the figure with ``return_fig=True``, or ``None``.
+
+    Examples
+    --------
+    >>> import tsstc_sc
+    >>> adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300)
+    >>> tsstc_sc.pp.spatial_scales(adata, radii=[1.5, 3])
+    >>> [t.get_text() for t in tsstc_sc.pl.scale_degrees(adata, show=False).get_xticklabels()]
+    ['r=1.5', 'r=3']
+    """
+    import matplotlib.pyplot as plt
+
+    index = adata.uns.get(f"{key}_scales")
+    if index is None:
+        msg = f"No spatial scales under key {key!r}. Run `tsstc_sc.pp.spatial_scales(adata, key_added={key!r})` first."
+        raise KeyError(msg)
+    degrees = [np.diff(adata.obsp[f"{name}_connectivities"].tocsr().indptr) for name in index["scale_keys"]]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.2 * len(degrees) + 2, 3.5), layout="constrained")
+    labels = [f"r={r:g}" for r in index["radii"]]
+    ax.boxplot(degrees, showmeans=True, showfliers=False)
+    ax.set_xticks(np.arange(1, len(labels) + 1), labels)
+    ax.set_xlabel(f"spatial scale ({index['unit']} units)")
+    ax.set_ylabel("neighbours per spot")
+    ax.spines[["top", "right"]].set_visible(False)
+    return finish(ax.figure, ax, show=show, return_fig=return_fig)
 
 
 @inject_docs
