@@ -41,3 +41,13 @@ def test_cli_asks_for_the_number_of_domains(tmp_path, capsys):
 def test_cli_rejects_unknown_commands():
     with pytest.raises(SystemExit):
         main(["fly"])
+
+
+def test_every_public_function_has_a_runnable_example():
+    public = [
+        getattr(module, name)
+        for module in (tsstc_sc.pp, tsstc_sc.tl, tsstc_sc.pl, tsstc_sc.datasets)
+        for name in module.__all__
+    ]
+    missing = [obj.__qualname__ for obj in public if ">>> " not in (obj.__doc__ or "")]
+    assert not missing, f"no doctest example in {missing}"

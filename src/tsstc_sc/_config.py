@@ -70,6 +70,13 @@ class TSstcConfig:
     tol, patience
         Label-free stopping: stop when the total loss has not improved by a relative ``tol`` for
         ``patience`` epochs (``tol=0`` trains all ``epochs``).
+
+    Examples
+    --------
+    >>> from tsstc_sc.tl import TSstcConfig
+    >>> config = TSstcConfig.from_kwargs(preset="paper", alpha=1.0)
+    >>> config.epochs, config.alpha, config.zinb_target
+    (150, 1.0, 'input')
     """
 
     n_top_genes: int = 3000

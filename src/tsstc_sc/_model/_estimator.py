@@ -91,6 +91,12 @@ class TSstc:
     >>> model = tsstc_sc.tl.TSstc(n_clusters=3, epochs=5, progress_bar=False).fit(adata)
     >>> model.latent().shape
     (400, 64)
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     model.save(folder, overwrite=True)
+    ...     again = tsstc_sc.tl.TSstc.load(folder)
+    >>> (again.predict(adata) == model.predict()).mean() > 0.95
+    np.True_
     """
 
     def __init__(

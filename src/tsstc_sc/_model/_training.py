@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 import torch
-from tqdm.auto import tqdm
 
 from .. import _logging as logg
 from .._config import TSstcConfig
@@ -187,6 +186,12 @@ def train(
     history = TrainingHistory()
     best, stale = math.inf, 0
     module.train()
+    # tqdm.auto only for a visible bar: in a notebook without ipywidgets merely importing it warns
+    from tqdm import tqdm
+
+    if progress_bar:
+        from tqdm.auto import tqdm
+
     with tqdm(range(config.epochs), desc="TSstc", disable=not progress_bar, leave=False) as bar:
         for epoch in bar:
             optimizer.zero_grad(set_to_none=True)

@@ -103,28 +103,39 @@ def spatial_grid(
     *,
     spatial_key: str,
     ax: Axes | None = None,
+    wrap: int = 3,
     **kwargs: Any,
 ) -> tuple[Figure, list[Axes]]:
-    """Draw ``columns`` (one panel each) for every library (one row each) with ``sc.pl.embedding``."""
+    """Draw ``columns`` (one panel each) for every library (one row each) with ``sc.pl.embedding``.
+
+    A single library's panels wrap after ``wrap`` per row.
+    """
     import matplotlib.pyplot as plt
     import scanpy as sc
 
-    n_rows, n_cols = len(panels), len(columns)
+    n_panels = len(panels) * len(columns)
+    n_cols = len(columns) if len(panels) > 1 else min(len(columns), wrap)
+    n_rows = -(-n_panels // n_cols)
     if ax is not None:
-        if n_rows * n_cols != 1:
-            msg = f"`ax` draws a single panel, but this plot has {n_rows * n_cols}; leave `ax` out."
+        if n_panels != 1:
+            msg = f"`ax` draws a single panel, but this plot has {n_panels}; leave `ax` out."
             raise ValueError(msg)
-        fig, grid = ax.figure, np.array([[ax]])
+        fig, grid = ax.figure, [ax]
     else:
-        fig, grid = plt.subplots(
+        fig, grid2d = plt.subplots(
             n_rows, n_cols, figsize=(5.4 * n_cols, 4.4 * n_rows), squeeze=False, layout="constrained"
         )
-    for row, ((_, panel), row_titles) in enumerate(zip(panels, titles, strict=True)):
-        for col, (color, title) in enumerate(zip(columns, row_titles, strict=True)):
-            sc.pl.embedding(
-                panel, basis=spatial_key, color=color, title=title, ax=grid[row, col], show=False, **kwargs
-            )
-    axes = list(grid.ravel())
+        grid = list(grid2d.ravel())
+        for unused in grid[n_panels:]:
+            unused.remove()
+    jobs = [
+        (panel, color, title)
+        for (_, panel), row_titles in zip(panels, titles, strict=True)
+        for color, title in zip(columns, row_titles, strict=True)
+    ]
+    for (panel, color, title), a in zip(jobs, grid, strict=False):
+        sc.pl.embedding(panel, basis=spatial_key, color=color, title=title, ax=a, show=False, **kwargs)
+    axes = grid[:n_panels]
     as_tissue(axes)
     return fig, axes
 

@@ -1,0 +1,60 @@
+"""Tutorials: committed with outputs, re-executed from scratch by the slow run (``pytest -m slow``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _tagged_text(path: Path, tag: str) -> str:
+    cell = next(c for c in _cells(path) if tag in c.get("metadata", {}).get("tags", []))
+    return "".join("".join(o.get("text", "")) for o in cell["outputs"])
+
+
+def test_tutorials_are_committed_executed_with_a_title():
+    assert {p.stem for p in NOTEBOOKS} >= {"quickstart_dlpfc", "squidpy_workflow", "choosing_spatial_scales"}
+    for path in NOTEBOOKS:
+        cells = _cells(path)
+        assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# "), path.name
+        code = [c for c in cells if c["cell_type"] == "code"]
+        assert all(c["execution_count"] is not None for c in code), f"{path.name} has unexecuted cells"
+        counts = [c["execution_count"] for c in code]
+        assert counts == list(range(1, len(code) + 1)), f"{path.name} was not run top to bottom"
+        errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+        assert not errors, f"{path.name} has error outputs"
+        figures = [o for c in code for o in c["outputs"] if "image/png" in o.get("data", {})]
+        assert figures, f"{path.name} shows no figure"
+
+
+def test_quickstart_reports_its_ari():
+    assert re.fullmatch(
+        r"ARI \d\.\d{3}, NMI \d\.\d{3}\n", _tagged_text(TUTORIALS / "quickstart_dlpfc.ipynb", "ari")
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_tutorial_reexecutes_from_scratch(path, tmp_path, monkeypatch):
+    if importlib.util.find_spec("nbclient") is None:
+        pytest.skip('executing notebooks needs the doc extra: pip install -e ".[doc]"')
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the thread count the committed outputs were made with
+    monkeypatch.syspath_prepend(str(TUTORIALS))
+    sys.modules.pop("execute", None)
+    from execute import execute
+
+    execute(path, tmp_path / path.name)
+    if path.stem == "quickstart_dlpfc":
+        # same seed, same thread count: the committed ARI is reproduced
+        assert _tagged_text(tmp_path / path.name, "ari") == _tagged_text(path, "ari")
