@@ -48,6 +48,9 @@ def test_outputs_keys_and_dtypes(fitted, tissue):
     gene = fitted.obsp[f"{key}_gene_connectivities"]
     assert (gene != gene.T).nnz == 0 and gene.diagonal().sum() == 0
     assert "tsstc_r2_connectivities" in fitted.obsp  # scales built here are stored too
+    timings = fitted.uns[key]["timings"]
+    stages = ["graphs_and_preprocessing", "training", "clustering", "refinement"]
+    assert list(timings) == stages and all(0 < timings[s] < 60 for s in stages)
 
 
 def test_input_is_not_modified(tissue, fitted):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +62,21 @@ def reuse_or_build_scales(
         adata, radii, unit=unit, spatial_key=spatial_key, library_key=library_key, key_added=key
     )
     return result.connectivities, result, result.radii, result.unit
+
+
+class _StageClock:
+    """Wall seconds per named stage: ``with clock("training"): ...`` adds to ``clock.seconds["training"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 class TSstc:
@@ -131,6 +148,7 @@ class TSstc:
         self.expression: Expression | None = None
         self.history: TrainingHistory | None = None
         self.assigner: DomainAssigner | None = None
+        self.timings: dict[str, float] = {}  # wall seconds per stage of the last fit
         self._fit_outputs: dict[str, Any] = {}
         self._graph_params: dict[str, Any] = {}
 
@@ -204,9 +222,11 @@ class TSstc:
             "library_key": library_key,
             "key": scales_key,
         }
-        prepared = self._prepare(adata, fitting=True, layer=layer, radii=radii, **self._graph_params)
-        self._graph_params.update(radii=prepared.radii.tolist(), unit=prepared.unit)
-        inputs = self._inputs(prepared, training=True)
+        clock = _StageClock()
+        with clock("graphs_and_preprocessing"):
+            prepared = self._prepare(adata, fitting=True, layer=layer, radii=radii, **self._graph_params)
+            self._graph_params.update(radii=prepared.radii.tolist(), unit=prepared.unit)
+            inputs = self._inputs(prepared, training=True)
         device = torch.device(self.device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(self.random_state)
@@ -218,11 +238,14 @@ class TSstc:
                 use_sas=self.config.use_sas,
             ).to(device)
         generator = torch.Generator(device=device).manual_seed(self.random_state)
-        self.history = train(self.module, inputs, self.config, generator, progress_bar=self.progress_bar)
-        fused, weights = embed(self.module, inputs)
-        labels, self.assigner = cluster(
-            fused, n_clusters, self.cluster_method, random_state=self.random_state, n_pcs=self.cluster_pcs
-        )
+        with clock("training"):
+            self.history = train(self.module, inputs, self.config, generator, progress_bar=self.progress_bar)
+            fused, weights = embed(self.module, inputs)
+        with clock("clustering"):
+            labels, self.assigner = cluster(
+                fused, n_clusters, self.cluster_method, random_state=self.random_state, n_pcs=self.cluster_pcs
+            )
+        self.timings = clock.seconds
         self._fit_outputs = {
             "latent": fused,
             "scale_weights": weights,

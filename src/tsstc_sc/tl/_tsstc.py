@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +120,9 @@ def tsstc(
     ``adata.uns[key_added]``
         ``params`` (every result-changing argument, the resolved device and the package version),
         ``loss`` (per-epoch ``total``, ``reconstruction``, ``regularization`` per scale, and
-        ``kept_fraction`` of spatial edges kept as positives per scale) and ``genes`` used.
+        ``kept_fraction`` of spatial edges kept as positives per scale), ``genes`` used and
+        ``timings``: wall seconds of each stage (``graphs_and_preprocessing``, ``training``,
+        ``clustering``, ``refinement``).
     The spatial scales of :func:`tsstc_sc.pp.spatial_scales` when they were built here.
 
     Examples
@@ -158,8 +161,11 @@ def tsstc(
     )
     out = model._fit_outputs
     labels = out["labels"]
+    timings = dict(model.timings)
     if refine_labels:
+        start = time.perf_counter()
         labels = spatial_majority_vote(labels, out["spatial"][0])
+        timings["refinement"] = time.perf_counter() - start
     radii_used = model._graph_params["radii"]
     view_names = [f"r{r:g}" for r in radii_used] + ["gene"]
     history = model.history
@@ -200,6 +206,7 @@ def tsstc(
         },
         "scale_weight_names": np.asarray(view_names),
         "genes": np.asarray(model.expression.genes, dtype=str),
+        "timings": timings,
     }
     logg.info(
         f"TSstc: {len(names)} domains in `adata.obs[{key_added!r}]`, embedding in `adata.obsm['X_{key_added}']`"
