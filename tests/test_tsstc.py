@@ -51,6 +51,8 @@ def test_outputs_keys_and_dtypes(fitted, tissue):
     timings = fitted.uns[key]["timings"]
     stages = ["graphs_and_preprocessing", "training", "clustering", "refinement"]
     assert list(timings) == stages and all(0 < timings[s] < 60 for s in stages)
+    peaks = [fitted.uns[key]["peak_rss_gb"][s] for s in stages[:-1]]
+    assert 0.1 < peaks[0] <= peaks[1] <= peaks[2] < 8  # a process-wide peak only grows
 
 
 def test_input_is_not_modified(tissue, fitted):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,10 +66,13 @@ def reuse_or_build_scales(
 
 
 class _StageClock:
-    """Wall seconds per named stage: ``with clock("training"): ...`` adds to ``clock.seconds["training"]``."""
+    """Wall seconds per named stage (``with clock("training"): ...``) and the process's peak resident
+    memory at the end of each stage (GB; Linux/macOS only), to see which stage raised it.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_rss_gb: dict[str, float] = {}
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -77,6 +81,18 @@ class _StageClock:
             yield
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+            peak = _peak_rss_gb()
+            if peak is not None:
+                self.peak_rss_gb[stage] = peak
+
+
+def _peak_rss_gb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20  # bytes on macOS, KiB on Linux
 
 
 class TSstc:
@@ -149,6 +165,7 @@ class TSstc:
         self.history: TrainingHistory | None = None
         self.assigner: DomainAssigner | None = None
         self.timings: dict[str, float] = {}  # wall seconds per stage of the last fit
+        self.peak_rss_gb: dict[str, float] = {}  # process peak memory at the end of each stage
         self._fit_outputs: dict[str, Any] = {}
         self._graph_params: dict[str, Any] = {}
 
@@ -245,7 +262,7 @@ class TSstc:
             labels, self.assigner = cluster(
                 fused, n_clusters, self.cluster_method, random_state=self.random_state, n_pcs=self.cluster_pcs
             )
-        self.timings = clock.seconds
+        self.timings, self.peak_rss_gb = clock.seconds, clock.peak_rss_gb
         self._fit_outputs = {
             "latent": fused,
             "scale_weights": weights,

@@ -122,7 +122,8 @@ def tsstc(
         ``loss`` (per-epoch ``total``, ``reconstruction``, ``regularization`` per scale, and
         ``kept_fraction`` of spatial edges kept as positives per scale), ``genes`` used and
         ``timings``: wall seconds of each stage (``graphs_and_preprocessing``, ``training``,
-        ``clustering``, ``refinement``).
+        ``clustering``, ``refinement``) and ``peak_rss_gb``: the process's peak resident memory at the
+        end of each stage (GiB; absent on Windows).
     The spatial scales of :func:`tsstc_sc.pp.spatial_scales` when they were built here.
 
     Examples
@@ -207,6 +208,7 @@ def tsstc(
         "scale_weight_names": np.asarray(view_names),
         "genes": np.asarray(model.expression.genes, dtype=str),
         "timings": timings,
+        "peak_rss_gb": dict(model.peak_rss_gb),
     }
     logg.info(
         f"TSstc: {len(names)} domains in `adata.obs[{key_added!r}]`, embedding in `adata.obsm['X_{key_added}']`"
