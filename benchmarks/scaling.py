@@ -28,7 +28,7 @@ DLPFC = HERE.parents[1] / "shared" / "data" / "dlpfc_151673_5000genes.h5ad"
 
 
 def _peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux -> GiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB / 10^6, as every table here
 
 
 def tiled_dlpfc(n: int):
