@@ -11,6 +11,8 @@ import scipy.sparse as sp
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
+collect_ignore = ["scripts"]  # programs the tests launch (e.g. under torchrun), not test modules
+
 
 def shared_file(name: str) -> Path:
     """Path of a real dataset from ``../shared/data``, skipping the test where it is absent."""

@@ -157,9 +157,9 @@ def test_sampled_negatives_are_unbiased_and_skip_positives(views):
     g = torch.Generator().manual_seed(0)
     estimates = []
     for _ in range(300):
-        src, dst = sample_negatives(n, 16, g, CPU)
+        src, dst = sample_negatives(n, n, 16, g, CPU)
         assert (src != dst).all()
-        w, n_pairs = negative_weights(src, dst, keep, edges, 16)
+        w, n_pairs = negative_weights(src, dst, keep, edges, 16, n)
         assert n_pairs == (~pos & ~np.eye(n, dtype=bool)).sum()
         assert (w[torch.from_numpy(pos[src.numpy(), dst.numpy()])] == 0).all()
         estimates.append((w.numpy() * f[src.numpy(), dst.numpy()]).sum())

@@ -161,6 +161,7 @@ CASES = [
     Case("unknown hyperparameter", lambda a: a, tl(learning_rate=0.1), TypeError, "Unknown TSstc parameter"),
     Case("epochs = 0", lambda a: a, tl(epochs=0), ValueError, "epochs"),
     Case("unknown preset", lambda a: a, tl(preset="fast"), ValueError, "preset"),
+    Case("mini-batch tile of one spot", lambda a: a, tl(batch_size=1), ValueError, "batch_size"),
     Case("top_ratio without a ratio", lambda a: a, tl(refine_rule="top_ratio"), ValueError, "refine_value"),
     Case("unknown device", lambda a: a, tl(device="tpu"), ValueError, "device"),
     Case("training diverges (lr = 1e30)", lambda a: a, tl(lr=1e30, epochs=20), FloatingPointError, "lower `lr`"),

@@ -67,6 +67,11 @@ class TSstcConfig:
         (docs/benchmarks.md), so the default is 30 for every dataset.
     lr, weight_decay
         Adam settings (paper: 1e-3 and 5e-4).
+    batch_size
+        Mini-batch training: spots per spatial tile (plus a halo of 3 hops of the largest scale), so
+        memory is bounded by the tile instead of N; the tiles' gradients are summed into one step per
+        epoch. ``None`` trains on the whole section at once. Under ``torch.distributed`` (e.g.
+        ``torchrun``) the tiles are shared among the processes (DDP).
     tol, patience
         Label-free stopping: stop when the total loss has not improved by a relative ``tol`` for
         ``patience`` epochs (``tol=0`` trains all ``epochs``).
@@ -97,6 +102,7 @@ class TSstcConfig:
     zinb_target: Literal["input", "counts"] = "counts"
     zinb_batch_size: int | None = 1024
     epochs: int = 30
+    batch_size: int | None = None
     lr: float = 1e-3
     weight_decay: float = 5e-4
     tol: float = 0.0
@@ -139,6 +145,9 @@ class TSstcConfig:
             raise ValueError(msg)
         if self.zinb_batch_size is not None and self.zinb_batch_size < 2:
             msg = "`zinb_batch_size` must be >= 2 (batch normalisation) or None."
+            raise ValueError(msg)
+        if self.batch_size is not None and self.batch_size < 2:
+            msg = "`batch_size` must be >= 2 spots per tile, or None for full-batch training."
             raise ValueError(msg)
         if self.min_cells is not None and self.min_cells < 0:
             msg = "`min_cells` must be >= 0 or None."

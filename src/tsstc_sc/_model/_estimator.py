@@ -21,10 +21,11 @@ from .._config import Preset, TSstcConfig
 from .._gene_graph import gene_knn_graph
 from .._preprocessing import Expression, preprocess, transform
 from .._spatial_graphs import Unit
-from .._validation import check_anndata, check_counts, check_n_clusters, resolve_device
+from .._validation import check_anndata, check_counts, check_library, check_n_clusters, resolve_device
 from ..pp._spatial_scales import ScalesResult, compute_spatial_scales
+from ._minibatch import Batch, make_batches, spatial_tiles
 from ._module import TSstcModule
-from ._training import GraphInputs, TrainingHistory, embed, train
+from ._training import GraphInputs, TrainingHistory, embed, normalized_operators, train
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -42,6 +43,8 @@ class Prepared:
     scales: ScalesResult | None  # graphs computed here (None when reused from ``adata``)
     radii: np.ndarray
     unit: str
+    coords: np.ndarray  # spot positions, for spatial tiles in mini-batch training
+    libraries: np.ndarray  # integer library code of each spot
 
 
 def reuse_or_build_scales(
@@ -193,7 +196,9 @@ class TSstc:
         gene_graph = gene_knn_graph(
             x, min(self.config.gene_neighbors, x.shape[0] - 1), random_state=self.random_state
         )
-        return Prepared(x, spatial, gene_graph, scales, radii, unit)
+        coords = np.asarray(adata.obsm[graph_params["spatial_key"]], dtype=np.float64)[:, :2]
+        libraries = check_library(adata, graph_params["library_key"])
+        return Prepared(x, spatial, gene_graph, scales, radii, unit, coords, libraries)
 
     def _gene_positions(self, adata: AnnData) -> np.ndarray:
         index = {g: i for i, g in enumerate(adata.var_names)}
@@ -206,17 +211,37 @@ class TSstc:
             raise ValueError(msg)
         return np.array([index[g] for g in self.expression.genes])
 
-    def _inputs(self, prepared: Prepared, *, training: bool = False) -> GraphInputs:
-        counts = training and self.config.zinb_target == "counts"
-        return GraphInputs.build(
+    def _inputs(self, prepared: Prepared, *, training: bool = False) -> GraphInputs | list[Batch]:
+        """The whole section on the device, or its spatial tiles (``batch_size`` smaller than N)."""
+        counts = self.expression.counts if training and self.config.zinb_target == "counts" else None
+        size_factors = self.expression.size_factors() if counts is not None else None
+        batch_size = self.config.batch_size
+        if batch_size is None or prepared.x.shape[0] <= batch_size:
+            return GraphInputs.build(
+                prepared.x,
+                prepared.spatial,
+                prepared.gene_graph,
+                self.config,
+                torch.device(self.device),
+                counts=counts,
+                size_factors=size_factors,
+            )
+        propagation, aggregation = normalized_operators(prepared.spatial, prepared.gene_graph, self.config)
+        tiles = spatial_tiles(prepared.coords, prepared.libraries, batch_size)
+        batches = make_batches(
+            tiles,
             prepared.x,
+            propagation,
+            aggregation,
             prepared.spatial,
-            prepared.gene_graph,
-            self.config,
-            torch.device(self.device),
-            counts=self.expression.counts if counts else None,
-            size_factors=self.expression.size_factors() if counts else None,
+            counts=counts,
+            size_factors=size_factors,
         )
+        largest = max(len(b.nodes) for b in batches)
+        logg.info(
+            f"mini-batch training: {len(tiles)} spatial tiles of <= {batch_size} spots, <= {largest} with halo"
+        )
+        return batches
 
     # -- public API -----------------------------------------------------------------------
     def fit(
@@ -256,7 +281,14 @@ class TSstc:
             ).to(device)
         generator = torch.Generator(device=device).manual_seed(self.random_state)
         with clock("training"):
-            self.history = train(self.module, inputs, self.config, generator, progress_bar=self.progress_bar)
+            self.history = train(
+                self.module,
+                inputs,
+                self.config,
+                generator,
+                random_state=self.random_state,
+                progress_bar=self.progress_bar,
+            )
             fused, weights = embed(self.module, inputs)
         with clock("clustering"):
             labels, self.assigner = cluster(

@@ -73,10 +73,12 @@ def refine_neighbors(
 
 
 def sample_negatives(
-    n_obs: int, n_negatives: int, generator: torch.Generator, device: torch.device
+    n_src: int, n_obs: int, n_negatives: int, generator: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n_negatives`` uniform draws per spot among the *other* spots: ``(src, dst)``."""
-    src = torch.arange(n_obs, device=device).repeat_interleave(n_negatives)
+    """``n_negatives`` uniform draws for each of the first ``n_src`` spots among the *other* ``n_obs``
+    spots: ``(src, dst)`` (``n_src < n_obs`` in a mini-batch, where only core spots are sources).
+    """
+    src = torch.arange(n_src, device=device).repeat_interleave(n_negatives)
     offset = torch.randint(1, n_obs, (src.numel(),), generator=generator, device=device)
     return src, (src + offset) % n_obs  # never the spot itself
 
@@ -115,12 +117,18 @@ def spatial_regularization(
 
 
 def negative_weights(
-    neg_src: torch.Tensor, neg_dst: torch.Tensor, keep: torch.Tensor, edges: EdgeIndex, n_negatives: int
+    neg_src: torch.Tensor,
+    neg_dst: torch.Tensor,
+    keep: torch.Tensor,
+    edges: EdgeIndex,
+    n_negatives: int,
+    n_src: int,
 ) -> tuple[torch.Tensor, float]:
     """Unbiased weights of the sampled negatives and the exact number of all-pairs negatives.
 
     A draw is uniform over the ``N - 1`` other spots, so weight ``(N - 1) / m`` makes its sum
-    unbiased; draws that hit a kept neighbour (a positive) get weight 0.
+    unbiased; draws that hit a kept neighbour (a positive) get weight 0. Only the first ``n_src``
+    spots are sources.
     """
     n = edges.n_obs
     pos_keys = edges.src[keep] * n + edges.dst[keep]  # sorted: edges are in CSR order
@@ -128,5 +136,5 @@ def negative_weights(
     where = torch.searchsorted(pos_keys, keys).clamp(max=max(len(pos_keys) - 1, 0))
     is_pos = (pos_keys[where] == keys) if len(pos_keys) else torch.zeros_like(keys, dtype=torch.bool)
     weight = torch.where(is_pos, 0.0, (n - 1) / n_negatives).to(torch.float32)
-    n_pairs = float(n * (n - 1) - int(keep.sum()))
+    n_pairs = float(n_src * (n - 1) - int(keep.sum()))
     return weight, n_pairs

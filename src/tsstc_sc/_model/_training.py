@@ -1,4 +1,4 @@
-"""Full-batch training of TSstc: ``L = lambda_r * sum_v L_R^v + alpha * L_C`` with Adam (METHOD.md §4).
+"""Training of TSstc (full batch, or spatial tiles: ``_minibatch``): ``L = lambda_r * sum_v L_R^v + alpha * L_C`` with Adam (METHOD.md §4).
 
 Randomness is local: parameters are initialised inside ``torch.random.fork_rng`` and every draw
 (negatives, ZINB subsample) comes from one seeded ``torch.Generator``. On CPU the same seed gives
@@ -7,6 +7,7 @@ bit-identical results.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from .. import _logging as logg
 from .._config import TSstcConfig
 from ._graph_ops import EdgeIndex, SparseOperator, mean_aggregation, normalized_adjacency
 from ._losses import negative_weights, refine_neighbors, sample_negatives, spatial_regularization, zinb_nll
+from ._minibatch import Batch, tile_seed
 from ._module import TSstcModule
 
 #: Keep X dense on the device below this many bytes (dense GEMM is ~7x faster than sparse here).
@@ -64,13 +66,18 @@ class ReconstructionTarget:
 
 @dataclass
 class GraphInputs:
-    """The model's fixed inputs on a device: expression, ZINB target and every graph operator."""
+    """The model's fixed inputs on a device: expression, ZINB target and every graph operator.
+
+    In a mini-batch the first ``n_core`` spots are the tile and the rest its halo: losses are taken
+    on the core only.
+    """
 
     x: torch.Tensor | SparseOperator
     propagation: list[SparseOperator]  # Â of each spatial view, then the gene view
     aggregation: list[SparseOperator]  # SAS mean of each spatial view
     edges: list[EdgeIndex]  # spatial edges of each view (candidates for L_R)
     target: ReconstructionTarget
+    n_core: int
 
     @classmethod
     def build(
@@ -88,6 +95,25 @@ class GraphInputs:
 
         The ZINB target is ``x`` itself, or ``counts`` with ``size_factors`` when given.
         """
+        propagation, aggregation = normalized_operators(spatial, gene, config)
+        return cls.upload(
+            x, propagation, aggregation, spatial, device, counts=counts, size_factors=size_factors
+        )
+
+    @classmethod
+    def upload(
+        cls,
+        x: sp.csr_matrix,
+        propagation: list[sp.csr_matrix],
+        aggregation: list[sp.csr_matrix],
+        edges: list[sp.csr_matrix],
+        device: torch.device,
+        *,
+        counts: sp.csr_matrix | None = None,
+        size_factors: np.ndarray | None = None,
+        n_core: int | None = None,
+    ) -> GraphInputs:
+        """Upload already normalised operators (and the edges of ``L_R``) to ``device``."""
         if x.shape[0] * x.shape[1] * 4 <= DENSE_X_BYTES:
             x_dev = torch.from_numpy(x.toarray()).to(device)
         else:
@@ -100,14 +126,34 @@ class GraphInputs:
             target = ReconstructionTarget.build(counts, size_factors, device)
         return cls(
             x=x_dev,
-            propagation=[
-                SparseOperator.from_scipy(normalized_adjacency(a, config.adj_norm), device) for a in spatial
-            ]
-            + [SparseOperator.from_scipy(normalized_adjacency(gene, config.adj_norm), device)],
-            aggregation=[SparseOperator.from_scipy(mean_aggregation(a), device) for a in spatial],
-            edges=[EdgeIndex.from_scipy(a, device) for a in spatial],
+            propagation=[SparseOperator.from_scipy(m, device) for m in propagation],
+            aggregation=[SparseOperator.from_scipy(m, device) for m in aggregation],
+            edges=[EdgeIndex.from_scipy(a, device) for a in edges],
             target=target,
+            n_core=x.shape[0] if n_core is None else n_core,
         )
+
+
+def batch_inputs(batch: Batch, device: torch.device) -> GraphInputs:
+    """One tile + halo on ``device`` (built anew each time: only one tile is on the device at once)."""
+    return GraphInputs.upload(
+        batch.x,
+        batch.propagation,
+        batch.aggregation,
+        batch.edges,
+        device,
+        counts=batch.counts,
+        size_factors=batch.size_factors,
+        n_core=batch.n_core,
+    )
+
+
+def normalized_operators(
+    spatial: list[sp.csr_matrix], gene: sp.csr_matrix, config: TSstcConfig
+) -> tuple[list[sp.csr_matrix], list[sp.csr_matrix]]:
+    """``Â`` of every view (spatial views, then the gene view) and the SAS means of the spatial views."""
+    propagation = [normalized_adjacency(a, config.adj_norm) for a in [*spatial, gene]]
+    return propagation, [mean_aggregation(a) for a in spatial]
 
 
 @dataclass
@@ -118,6 +164,26 @@ class TrainingHistory:
     reconstruction: list[float] = field(default_factory=list)
     regularization: list[list[float]] = field(default_factory=list)  # epochs x views
     kept_fraction: list[list[float]] = field(default_factory=list)  # epochs x views
+    _best: float = field(default=math.inf, repr=False)
+    _stale: int = field(default=0, repr=False)
+
+    def record(self, values: list[float], kept: list[float]) -> None:
+        """One epoch: ``values`` = ``[total, L_C, L_R of each view]``."""
+        self.total.append(values[0])
+        self.reconstruction.append(values[1])
+        self.regularization.append(list(values[2:]))
+        self.kept_fraction.append(list(kept))
+
+    def stalled(self, config: TSstcConfig) -> bool:
+        """Label-free stopping: no relative improvement of ``tol`` for ``patience`` epochs."""
+        if config.tol <= 0:
+            return False
+        value = self.total[-1]
+        if value < self._best - config.tol * abs(self._best):
+            self._best, self._stale = value, 0
+        else:
+            self._stale += 1
+        return self._stale >= config.patience
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, config: TSstcConfig) -> None:
@@ -138,8 +204,10 @@ def regularization_losses(
     losses, kept = [], []
     for z_spatial, edges in zip(views[:-1], inputs.edges, strict=True):
         keep = refine_neighbors(z_spatial, z_gene, edges, config.refine_rule, config.refine_value)
-        neg_src, neg_dst = sample_negatives(edges.n_obs, config.n_negatives, generator, z_spatial.device)
-        weight, n_pairs = negative_weights(neg_src, neg_dst, keep, edges, config.n_negatives)
+        neg_src, neg_dst = sample_negatives(
+            inputs.n_core, edges.n_obs, config.n_negatives, generator, z_spatial.device
+        )
+        weight, n_pairs = negative_weights(neg_src, neg_dst, keep, edges, config.n_negatives, inputs.n_core)
         losses.append(
             spatial_regularization(
                 z_spatial,
@@ -157,15 +225,15 @@ def reconstruction_loss(
     module: TSstcModule,
     fused: torch.Tensor,
     inputs: GraphInputs,
-    config: TSstcConfig,
+    batch_size: int | None,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """ZINB ``L_C`` on the fused embedding, on a random subset of spots (an unbiased estimate)."""
-    n = fused.shape[0]
-    if config.zinb_batch_size is None or config.zinb_batch_size >= n:
+    """ZINB ``L_C`` on the fused embedding, on a random subset of (core) spots (an unbiased estimate)."""
+    n = inputs.n_core
+    if batch_size is None or batch_size >= n:
         index = torch.arange(n, device=fused.device)
     else:
-        index = torch.randperm(n, generator=generator, device=fused.device)[: config.zinb_batch_size]
+        index = torch.randperm(n, generator=generator, device=fused.device)[:batch_size]
     target, lgamma_x1, size_factors = inputs.target.rows(index)
     pi, theta, mu = module.decoder(fused[index])
     if size_factors is not None:
@@ -173,62 +241,146 @@ def reconstruction_loss(
     return zinb_nll(target, pi, theta, mu, lgamma_x1)
 
 
+class TileLoss(torch.nn.Module):
+    """The training loss of one set of inputs as a module ``forward``, so that DDP can wrap it."""
+
+    def __init__(self, module: TSstcModule, config: TSstcConfig):
+        super().__init__()
+        self.module, self.config = module, config
+
+    def forward(
+        self, inputs: GraphInputs, generator: torch.Generator, zinb_batch_size: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[float]]:
+        """``(loss, L_C, [L_R per view], kept fraction per view)``."""
+        config = self.config
+        views = self.module.encode(inputs.x, inputs.propagation, inputs.aggregation)
+        fused, _ = self.module.fusion(views)
+        zero = fused.new_zeros(())
+        reg, kept = (
+            regularization_losses(views, inputs, config, generator)
+            if config.lambda_r > 0
+            else ([zero] * len(inputs.edges), [math.nan] * len(inputs.edges))
+        )
+        rec = (
+            reconstruction_loss(self.module, fused, inputs, zinb_batch_size, generator)
+            if config.alpha > 0
+            else zero
+        )
+        loss = config.lambda_r * torch.stack(reg).sum() + config.alpha * rec
+        return loss, rec, reg, kept
+
+
+def _progress(*, visible: bool):
+    """tqdm.auto only for a visible bar: in a notebook without ipywidgets merely importing it warns."""
+    from tqdm import tqdm
+
+    if visible:
+        from tqdm.auto import tqdm
+    return tqdm
+
+
+def _distributed() -> tuple[int, int]:
+    """``(world_size, rank)`` under an initialised ``torch.distributed`` process group, else ``(1, 0)``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
+
+
 def train(
     module: TSstcModule,
-    inputs: GraphInputs,
+    data: GraphInputs | list[Batch],
     config: TSstcConfig,
     generator: torch.Generator,
     *,
+    random_state: int,
     progress_bar: bool,
 ) -> TrainingHistory:
-    """Optimise ``module`` in place and return the loss history."""
+    """Optimise ``module`` in place and return the loss history.
+
+    ``data`` is the whole section (full batch: one step per epoch, draws from ``generator``) or its
+    spatial tiles (mini-batch: the tiles' gradients are summed, then one step per epoch; each tile's
+    draws come from its own seed, so one process and DDP draw the same).
+    """
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history = TrainingHistory()
-    best, stale = math.inf, 0
+    step = TileLoss(module, config)
+    world, rank = _distributed()
+    if isinstance(data, list) and world > 1:
+        step = torch.nn.parallel.DistributedDataParallel(step, find_unused_parameters=config.alpha == 0)
+    device = next(module.parameters()).device
     module.train()
-    # tqdm.auto only for a visible bar: in a notebook without ipywidgets merely importing it warns
-    from tqdm import tqdm
-
-    if progress_bar:
-        from tqdm.auto import tqdm
-
-    with tqdm(range(config.epochs), desc="TSstc", disable=not progress_bar, leave=False) as bar:
+    with _progress(visible=progress_bar)(
+        range(config.epochs), desc="TSstc", disable=not progress_bar, leave=False
+    ) as bar:
         for epoch in bar:
             optimizer.zero_grad(set_to_none=True)
-            views = module.encode(inputs.x, inputs.propagation, inputs.aggregation)
-            fused, _ = module.fusion(views)
-            zero = fused.new_zeros(())
-            reg, kept = (
-                regularization_losses(views, inputs, config, generator)
-                if config.lambda_r > 0
-                else ([zero] * len(inputs.edges), [math.nan] * len(inputs.edges))
-            )
-            rec = reconstruction_loss(module, fused, inputs, config, generator) if config.alpha > 0 else zero
-            loss = config.lambda_r * torch.stack(reg).sum() + config.alpha * rec
-            _check_finite(loss, epoch, config)
-            loss.backward()
+            if isinstance(data, GraphInputs):
+                loss, rec, reg, kept = step(data, generator, config.zinb_batch_size)
+                _check_finite(loss, epoch, config)
+                loss.backward()
+                values = [float(loss.detach()), float(rec.detach()), *(float(r.detach()) for r in reg)]
+            else:
+                values, kept = _minibatch_epoch(
+                    step, data[rank::world], config, device, epoch, random_state, world
+                )
+                _check_finite(torch.tensor(values[0]), epoch, config)
             optimizer.step()
-
-            value = float(loss.detach())
-            history.total.append(value)
-            history.reconstruction.append(float(rec.detach()))
-            history.regularization.append([float(r.detach()) for r in reg])
-            history.kept_fraction.append(kept)
-            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-            if config.tol > 0:
-                if value < best - config.tol * abs(best):
-                    best, stale = value, 0
-                else:
-                    stale += 1
-                if stale >= config.patience:
-                    logg.info(f"TSstc: loss stopped improving, stopping after {epoch + 1} epochs")
-                    break
+            history.record(values, kept)
+            bar.set_postfix(loss=f"{values[0]:.4f}", refresh=False)
+            if history.stalled(config):
+                logg.info(f"TSstc: loss stopped improving, stopping after {epoch + 1} epochs")
+                break
     module.eval()
     return history
 
 
+def _minibatch_epoch(
+    step: torch.nn.Module,
+    batches: list[Batch],
+    config: TSstcConfig,
+    device: torch.device,
+    epoch: int,
+    random_state: int,
+    world: int,
+) -> tuple[list[float], list[float]]:
+    """Accumulate the weighted gradients of this process's tiles.
+
+    Returns ``(loss, L_C, L_R...)`` and the kept fractions, summed over every tile of every process.
+    """
+    sums, kept_sums = None, None
+    for j, batch in enumerate(batches):
+        inputs = batch_inputs(batch, device)
+        generator = torch.Generator(device=device).manual_seed(tile_seed(random_state, epoch, batch.index))
+        zinb = (
+            None if config.zinb_batch_size is None else max(2, round(config.zinb_batch_size * batch.weight))
+        )
+        last = j == len(batches) - 1
+        with contextlib.nullcontext() if world == 1 or last else step.no_sync():
+            loss, rec, reg, kept = step(inputs, generator, zinb)
+            # DDP averages gradients over processes; the tiles' weighted losses are meant to add up
+            (loss * (batch.weight * world)).backward()
+        part = torch.stack([loss.detach(), rec.detach(), *(r.detach() for r in reg)]) * batch.weight
+        sums = part if sums is None else sums + part
+        kept_part = torch.tensor(kept, dtype=torch.float64) * batch.weight
+        kept_sums = kept_part if kept_sums is None else kept_sums + kept_part
+    if world > 1:
+        torch.distributed.all_reduce(sums)
+        torch.distributed.all_reduce(kept_sums)
+    return sums.tolist(), kept_sums.tolist()
+
+
 @torch.no_grad()
-def embed(module: TSstcModule, inputs: GraphInputs) -> tuple[np.ndarray, np.ndarray]:
-    """Fused embedding and per-spot view weights as float32 NumPy arrays."""
-    fused, weights = module.fusion(module.encode(inputs.x, inputs.propagation, inputs.aggregation))
-    return fused.cpu().numpy().astype(np.float32), weights.cpu().numpy().astype(np.float32)
+def embed(module: TSstcModule, data: GraphInputs | list[Batch]) -> tuple[np.ndarray, np.ndarray]:
+    """Fused embedding and per-spot view weights as float32 NumPy arrays (tile by tile for tiles)."""
+    if isinstance(data, GraphInputs):
+        fused, weights = module.fusion(module.encode(data.x, data.propagation, data.aggregation))
+        return fused.cpu().numpy().astype(np.float32), weights.cpu().numpy().astype(np.float32)
+    device = next(module.parameters()).device
+    n = sum(b.n_core for b in data)
+    fused_all = np.empty((n, module.second[0].linear.out_features), dtype=np.float32)
+    weights_all = np.empty((n, module.n_views), dtype=np.float32)
+    for batch in data:
+        fused, weights = embed(module, batch_inputs(batch, device))
+        core = batch.nodes[: batch.n_core]
+        fused_all[core], weights_all[core] = fused[: batch.n_core], weights[: batch.n_core]
+    return fused_all, weights_all

@@ -1,0 +1,91 @@
+"""Mini-batch training on spatial tiles, in one process and data-parallel over two (torchrun, gloo)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import tsstc_sc
+from tsstc_sc._model._minibatch import spatial_tiles, with_halo
+
+WORKER = Path(__file__).parent / "scripts" / "ddp_worker.py"
+
+
+@pytest.fixture(scope="module")
+def section():
+    return tsstc_sc.datasets.synthetic_tissue(n_spots=1200, n_genes=200, n_domains=4, random_state=3)
+
+
+def test_tiles_partition_the_section_and_the_halo_covers_the_receptive_field(section):
+    tsstc_sc.pp.spatial_scales(section)
+    coords = section.obsm["spatial"]
+    tiles = spatial_tiles(coords, np.zeros(section.n_obs, dtype=int), 300)
+    assert sorted(np.concatenate(tiles).tolist()) == list(range(section.n_obs))
+    assert all(150 <= len(t) <= 300 for t in tiles)
+    largest = section.obsp["tsstc_r5_connectivities"].tocsr()
+    nodes = with_halo(tiles[0], largest, hops=3)
+    assert np.array_equal(nodes[: len(tiles[0])], tiles[0])
+    reach = np.zeros(section.n_obs, dtype=bool)
+    reach[tiles[0]] = True
+    for _ in range(3):
+        reach |= (largest @ reach.astype(np.float32)) > 0
+    assert set(nodes.tolist()) == set(np.flatnonzero(reach).tolist())
+
+
+def test_minibatch_is_seeded_and_close_to_full_batch(section):
+    full = tsstc_sc.tl.tsstc(section, n_clusters=4, progress_bar=False, copy=True)
+    runs = [
+        tsstc_sc.tl.tsstc(section, n_clusters=4, batch_size=300, progress_bar=False, copy=True)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0].obsm["X_tsstc"], runs[1].obsm["X_tsstc"])
+    assert runs[0].uns["tsstc"]["params"]["batch_size"] == 300
+    truth = section.obs["domain"]
+    assert (
+        adjusted_rand_score(truth, runs[0].obs["tsstc"]) > adjusted_rand_score(truth, full.obs["tsstc"]) - 0.1
+    )
+    # the loss is the same objective, estimated tile by tile
+    np.testing.assert_allclose(
+        runs[0].uns["tsstc"]["loss"]["total"][0], full.uns["tsstc"]["loss"]["total"][0], rtol=0.05
+    )
+
+
+def test_torchrun_two_processes_give_the_single_process_domains(section, tmp_path):
+    section.write_h5ad(tmp_path / "in.h5ad")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+    ]
+    cmd += [str(tmp_path / "in.h5ad"), str(tmp_path / "out.csv"), "4", "300"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = pd.read_csv(tmp_path / "out.csv", index_col=0)["tsstc"].astype(str)
+    single = tsstc_sc.tl.tsstc(section, n_clusters=4, batch_size=300, progress_bar=False, copy=True)
+    assert adjusted_rand_score(single.obs["tsstc"].astype(str), ddp.loc[section.obs_names]) >= 0.95
+
+
+@pytest.mark.slow
+def test_minibatch_on_a_real_slice_is_within_002_ari_of_full_batch():
+    import anndata as ad
+    from conftest import shared_file
+
+    adata = ad.read_h5ad(shared_file("dlpfc_151673_5000genes.h5ad"))
+    known = adata.obs["ground_truth"].notna()
+    aris = []
+    for batch_size in (None, 1000):
+        out = tsstc_sc.tl.tsstc(adata, n_clusters=7, batch_size=batch_size, progress_bar=False, copy=True)
+        aris.append(adjusted_rand_score(adata.obs["ground_truth"][known], out.obs["tsstc"][known]))
+    assert abs(aris[0] - aris[1]) <= 0.02, aris
