@@ -1,7 +1,7 @@
 """Cost against section size: one whole process per N, time per stage and peak RSS, ARI where truth exists.
 
 usage: python benchmarks/scaling.py OUT.jsonl --sizes 5000 20000 50000 [--source synthetic|dlpfc]
-                                    [--device cpu] [--threads 2]
+                                    [--batch-size B] [--device cpu] [--threads 2]
        python benchmarks/scaling.py --table OUT.jsonl [...]     (markdown table + log-log slopes)
        python benchmarks/scaling.py --plot FIG.png OUT.jsonl [...]
 
@@ -51,7 +51,7 @@ def tiled_dlpfc(n: int):
     return adata[:n].copy()
 
 
-def child(n: int, source: str, device: str) -> dict:
+def child(n: int, source: str, device: str, batch_size: int | None) -> dict:
     """Run the whole pipeline on N spots in this process; return the measurements."""
     start = time.perf_counter()
     from sklearn.metrics import adjusted_rand_score
@@ -70,7 +70,7 @@ def child(n: int, source: str, device: str) -> dict:
     tsstc_sc.pp.spatial_scales(adata)
     graphs_s = time.perf_counter() - t
     peak_graphs = _peak_gb()
-    tsstc_sc.tl.tsstc(adata, n_clusters=k, device=device, progress_bar=False)
+    tsstc_sc.tl.tsstc(adata, n_clusters=k, device=device, batch_size=batch_size, progress_bar=False)
     timings = {key: float(v) for key, v in adata.uns["tsstc"]["timings"].items()}
     epochs = int(adata.uns["tsstc"]["params"]["epochs_run"])
     known = adata.obs[truth_key].notna().to_numpy()
@@ -78,6 +78,7 @@ def child(n: int, source: str, device: str) -> dict:
     return {
         "source": source,
         "n": int(adata.n_obs),
+        "batch_size": batch_size,
         "device": device,
         "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
         "k": int(k),
@@ -98,27 +99,27 @@ def child(n: int, source: str, device: str) -> dict:
     }
 
 
-def run(out: Path, sizes: list[int], source: str, device: str, threads: int) -> None:
+def run(out: Path, sizes: list[int], source: str, device: str, threads: int, batch_size: int | None) -> None:
     done = set()
     if out.exists():
-        done = {
-            (r["source"], r["n"]) for r in map(json.loads, out.read_text().splitlines()) if "error" not in r
-        }
+        rows = [r for r in map(json.loads, out.read_text().splitlines()) if "error" not in r]
+        done = {(r["source"], r["n"], r.get("batch_size")) for r in rows}
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     for n in sizes:
-        if (source, n) in done:
+        if (source, n, batch_size) in done:
             print(f"{source} N={n}: already in {out}")
             continue
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", str(n), "--source", source, "--device", device],
+            [sys.executable, __file__, "--child", str(n), "--source", source, "--device", device]
+            + ([] if batch_size is None else ["--batch-size", str(batch_size)]),
             capture_output=True, text=True, env=env, check=False,
         )  # fmt: skip
         if proc.returncode == 0:
             row = json.loads(proc.stdout.strip().splitlines()[-1])
         else:
             tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-            row = {"source": source, "n": n, "device": device, "error": tail[0]}
+            row = {"source": source, "n": n, "batch_size": batch_size, "device": device, "error": tail[0]}
         row["process_s"] = round(time.perf_counter() - start, 2)
         row["date"] = time.strftime("%Y-%m-%d")
         print(json.dumps(row))
@@ -127,7 +128,12 @@ def run(out: Path, sizes: list[int], source: str, device: str, threads: int) -> 
 
 
 def load(paths: list[Path]) -> list[dict]:
-    return [r for p in paths for r in map(json.loads, p.read_text().splitlines()) if "error" not in r]
+    """Finished runs; ``mode`` names the data and the training (full batch or tile size)."""
+    rows = [r for p in paths for r in map(json.loads, p.read_text().splitlines()) if "error" not in r]
+    for r in rows:
+        batch = r.get("batch_size")
+        r["mode"] = f"{r['source']}, " + ("full batch" if batch is None else f"tiles of {batch:,}")
+    return rows
 
 
 def slope(rows: list[dict], key: str, lo: int = 20000) -> float | None:
@@ -142,23 +148,23 @@ def slope(rows: list[dict], key: str, lo: int = 20000) -> float | None:
 
 
 def table(paths: list[Path]) -> str:
-    rows = sorted(load(paths), key=lambda r: (r["source"], r["n"]))
-    head = "| data | N | ARI | graphs | preprocessing | training (per epoch) | clustering | wall | peak RSS |"
+    rows = sorted(load(paths), key=lambda r: (r["mode"], r["n"]))
+    head = "| data, training | N | ARI | graphs | preprocessing | training (per epoch) | clustering | wall | peak RSS |"
     lines = [head, "|" + "---|" * 9]
     for r in rows:
         lines.append(
-            f"| {r['source']} | {r['n']:,} | {r['ari']:.3f} | {r['graphs_s']:.1f} s | {r['preprocessing_s']:.1f} s "
+            f"| {r['mode']} | {r['n']:,} | {r['ari']:.3f} | {r['graphs_s']:.1f} s | {r['preprocessing_s']:.1f} s "
             f"| {r['train_s']:.1f} s ({r['epoch_s']:.2f} s) | {r['cluster_s']:.1f} s | {r['wall_s']:.0f} s "
             f"| {r['peak_rss_gb']:.2f} GB |"
         )
-    for source in sorted({r["source"] for r in rows}):
-        sub = [r for r in rows if r["source"] == source]
+    for mode in sorted({r["mode"] for r in rows}):
+        sub = [r for r in rows if r["mode"] == mode]
         fits = {key: slope(sub, key) for key in ("peak_rss_gb", "wall_s", "epoch_s")}
         text = (
             ", ".join(f"{key} {v:.2f}" for key, v in fits.items() if v is not None)
             or "fewer than two sizes >= 20k"
         )
-        lines.append(f"\nLog-log slope ({source}, N >= 20,000): {text}.")
+        lines.append(f"\nLog-log slope ({mode}, N >= 20,000): {text}.")
     return "\n".join(lines)
 
 
@@ -170,11 +176,11 @@ def plot(fig_path: Path, paths: list[Path]) -> None:
 
     rows = load(paths)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
-    for source in sorted({r["source"] for r in rows}):
-        sub = sorted((r for r in rows if r["source"] == source), key=lambda r: r["n"])
+    for mode in sorted({r["mode"] for r in rows}):
+        sub = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["n"])
         n = [r["n"] for r in sub]
-        axes[0].loglog(n, [r["wall_s"] for r in sub], "o-", label=source)
-        axes[1].loglog(n, [r["peak_rss_gb"] for r in sub], "o-", label=source)
+        axes[0].loglog(n, [r["wall_s"] for r in sub], "o-", label=mode)
+        axes[1].loglog(n, [r["peak_rss_gb"] for r in sub], "o-", label=mode)
     for a, label in zip(axes, ["wall time (s)", "peak RSS (GB)"], strict=True):
         a.set_xlabel("cells / spots")
         a.set_ylabel(label)
@@ -190,18 +196,21 @@ def main() -> None:
     p.add_argument("--source", choices=["synthetic", "dlpfc"], default="synthetic")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="mini-batch training with tiles of this many spots"
+    )
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--table", action="store_true", help="print the markdown table of the given files")
     p.add_argument("--plot", type=Path, help="write the log-log figure of the given files")
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.source, args.device)))
+        print(json.dumps(child(args.child, args.source, args.device, args.batch_size)))
     elif args.table:
         print(table(args.paths))
     elif args.plot:
         plot(args.plot, args.paths)
     else:
-        run(args.paths[0], args.sizes, args.source, args.device, args.threads)
+        run(args.paths[0], args.sizes, args.source, args.device, args.threads, args.batch_size)
 
 
 if __name__ == "__main__":

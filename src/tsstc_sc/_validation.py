@@ -207,11 +207,18 @@ def check_n_clusters(n_clusters: object, n_obs: int) -> int | None:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` means CUDA when available; a requested GPU that is absent is an error, not a fallback."""
+    """``"auto"`` means CUDA when available (under ``torchrun``, the process's own GPU ``LOCAL_RANK``);
+    a requested GPU that is absent is an error, not a fallback.
+    """
+    import os
+
     import torch
 
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        local_rank = os.environ.get("LOCAL_RANK")
+        return "cuda" if local_rank is None else f"cuda:{int(local_rank) % torch.cuda.device_count()}"
     if not isinstance(device, str):
         msg = f"`device` must be a string like 'auto', 'cpu' or 'cuda:0', got {device!r}."
         raise TypeError(msg)
