@@ -199,3 +199,20 @@ def test_attention_fusion_receives_gradient_and_weights_sum_to_one():
     zinb_nll(x, pi, theta, mu, torch.lgamma(x + 1)).backward()
     for name, param in module.fusion.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("method", ["gmm", "kmeans"])
+def test_large_data_clustering_fits_a_subsample_and_assigns_every_spot(method, monkeypatch):
+    from tsstc_sc import _clustering
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=6, size=(4, 5))
+    truth = rng.integers(0, 4, 3000)
+    embedding = centres[truth] + rng.normal(size=(3000, 5))
+    monkeypatch.setattr(_clustering, "FIT_MAX_OBS", 500)
+    labels, assigner = _clustering.cluster(embedding, 4, method, random_state=0)
+    assert labels.shape == (3000,) and set(labels.tolist()) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(labels, assigner.predict(embedding))  # one rule for fitted and new spots
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(truth, labels) > 0.99

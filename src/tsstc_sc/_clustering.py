@@ -16,6 +16,9 @@ from . import _logging as logg
 
 ClusterMethod = Literal["gmm", "kmeans", "leiden"]
 _LEIDEN_STEPS = 30
+#: Above this many spots, the mixture (or k-means) is fitted on a seeded subsample of this size and
+#: every spot is assigned by its posterior (nearest centroid for k-means): linear in N.
+FIT_MAX_OBS = 200_000
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,15 @@ def cluster(
         labels, assigner = cluster(pca.transform(embedding), n_clusters, method, random_state=random_state)
         return labels, replace(assigner, center=pca.mean_, components=pca.components_)
     if method in ("gmm", "kmeans"):  # n_clusters is required: the estimator checks it up front
-        return (gmm if method == "gmm" else kmeans)(embedding, n_clusters, random_state=random_state)
+        fit = gmm if method == "gmm" else kmeans
+        if len(embedding) <= FIT_MAX_OBS:
+            return fit(embedding, n_clusters, random_state=random_state)
+        logg.info(f"{method}: {len(embedding)} spots > {FIT_MAX_OBS}, fitting on a subsample, assigning all")
+        subsample = np.sort(
+            np.random.default_rng(random_state).choice(len(embedding), FIT_MAX_OBS, replace=False)
+        )
+        _, assigner = fit(embedding[subsample], n_clusters, random_state=random_state)
+        return assigner.predict(embedding), assigner
     if method == "leiden":
         labels = leiden(embedding, n_clusters, random_state=random_state)
         return labels, DomainAssigner.from_labels(embedding, labels)
