@@ -4,6 +4,7 @@ usage: python benchmarks/scaling.py OUT.jsonl --sizes 5000 20000 50000 [--source
                                     [--batch-size B] [--device cpu] [--threads 2]
        python benchmarks/scaling.py --table OUT.jsonl [...]     (markdown table + log-log slopes)
        python benchmarks/scaling.py --plot FIG.png OUT.jsonl [...]
+       python benchmarks/scaling.py --docs OUT.jsonl [...]      (both into docs/benchmarks.md)
 
 ``synthetic``: ``datasets.synthetic_tissue(N, layout="single_cell")`` (2,000 genes, known domains).
 ``dlpfc``: tiled copies of DLPFC 151673 (``../shared/data``), each copy shifted on the array grid so
@@ -182,11 +183,23 @@ def plot(fig_path: Path, paths: list[Path]) -> None:
         axes[0].loglog(n, [r["wall_s"] for r in sub], "o-", label=mode)
         axes[1].loglog(n, [r["peak_rss_gb"] for r in sub], "o-", label=mode)
     for a, label in zip(axes, ["wall time (s)", "peak RSS (GB)"], strict=True):
+        a.yaxis.set_major_formatter(mpl.ticker.ScalarFormatter())
+        a.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
         a.set_xlabel("cells / spots")
         a.set_ylabel(label)
         a.grid(which="both", alpha=0.3)
     axes[0].legend(frameon=False)
     fig.savefig(fig_path, dpi=110)
+
+
+def write_docs(paths: list[Path]) -> None:
+    """The table between the ``scaling`` markers of docs/benchmarks.md, the figure in docs/_static."""
+    docs = HERE.parent / "docs"
+    plot(docs / "_static" / "scaling.png", paths)
+    page = (docs / "benchmarks.md").read_text()
+    start, end = "<!-- scaling:start -->", "<!-- scaling:end -->"
+    head, tail = page.split(start)[0], page.split(end)[1]
+    (docs / "benchmarks.md").write_text(f"{head}{start}\n{table(paths)}\n{end}{tail}")
 
 
 def main() -> None:
@@ -202,6 +215,7 @@ def main() -> None:
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--table", action="store_true", help="print the markdown table of the given files")
     p.add_argument("--plot", type=Path, help="write the log-log figure of the given files")
+    p.add_argument("--docs", action="store_true", help="write the table and figure into docs/")
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.source, args.device, args.batch_size)))
@@ -209,6 +223,8 @@ def main() -> None:
         print(table(args.paths))
     elif args.plot:
         plot(args.plot, args.paths)
+    elif args.docs:
+        write_docs(args.paths)
     else:
         run(args.paths[0], args.sizes, args.source, args.device, args.threads, args.batch_size)
 
