@@ -29,6 +29,11 @@ library_key
     "copy": """\
 copy
     Return a modified copy instead of writing to ``adata``.""",
+    "domain_key": """\
+adata
+    Annotated data with ``obs[key]`` (run :func:`tsstc_sc.tl.tsstc` first).
+key
+    Column of :attr:`~anndata.AnnData.obs` with the domains.""",
     "fitted": """\
 adata
     Annotated data after :func:`tsstc_sc.tl.tsstc`.

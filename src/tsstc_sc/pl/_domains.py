@@ -48,10 +48,7 @@ def domains(
 
     Parameters
     ----------
-    adata
-        Annotated data with ``obs[key]`` (run :func:`tsstc_sc.tl.tsstc` first).
-    key
-        Column of :attr:`~anndata.AnnData.obs` with the domains.
+    {domain_key}
     groundtruth
         Column with a reference annotation: drawn beside the domains, ARI (on annotated spots of
         each library) in the title.
@@ -116,10 +113,7 @@ def domain_sizes(
 
     Parameters
     ----------
-    adata
-        Annotated data with ``obs[key]`` (run :func:`tsstc_sc.tl.tsstc` first).
-    key
-        Column of :attr:`~anndata.AnnData.obs` with the domains.
+    {domain_key}
     groundtruth
         Column with a reference annotation: stacked bars, one colour per annotated region
         (unannotated spots in grey).
