@@ -87,7 +87,7 @@ def bar_plot(runs: pd.DataFrame, path: Path) -> None:
     ok = runs[runs["ari"].notna()]
     datasets = [d for d in SHORT if d in set(ok["data"])]
     entries = list(dict.fromkeys(ok.sort_values("method", key=lambda m: m != "tsstc-sc")["entry"]))
-    fig, ax = plt.subplots(figsize=(2.2 * len(datasets) + 2, 4))
+    fig, ax = plt.subplots(figsize=(2.2 * len(datasets) + 2, 5), layout="constrained")
     width = 0.8 / len(entries)
     colors = plt.get_cmap("tab10")
     for i, entry in enumerate(entries):
@@ -98,9 +98,8 @@ def bar_plot(runs: pd.DataFrame, path: Path) -> None:
         ax.bar(x, means, width, yerr=np.nan_to_num(sds), capsize=2, label=entry, color=colors(i % 10))
     ax.set_xticks(np.arange(len(datasets)), [SHORT[d] for d in datasets])
     ax.set_ylabel("ARI (mean ± SD over seeds)")
-    ax.legend(fontsize=7, ncol=2, frameon=False, loc="upper right")
+    ax.legend(fontsize=7, ncol=2, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
