@@ -81,6 +81,17 @@ def tied_gmm(x: Any, k: int, seed: int) -> Any:
     return GaussianMixture(n_components=k, covariance_type="tied", random_state=seed).fit_predict(x)
 
 
+def mark_hvg(ctx: Context, n_hvg: int) -> None:
+    """seurat_v3 highly variable genes on the raw counts (all genes kept when there are few)."""
+    import scanpy as sc
+
+    ctx.adata.var_names_make_unique()
+    if ctx.adata.n_vars > n_hvg:
+        sc.pp.highly_variable_genes(ctx.adata, flavor="seurat_v3", n_top_genes=n_hvg)
+    else:
+        ctx.notes.append(f"only {ctx.adata.n_vars} genes: all used (no HVG selection)")
+
+
 TIED_GMM_NOTE = (
     "R mclust (modelNames='EEE') replaced by sklearn GaussianMixture(n_components=k, "
     "covariance_type='tied', random_state=seed)"

@@ -10,7 +10,7 @@ import time
 
 START = time.perf_counter()
 
-from _common import Context, Variant, main, tied_gmm  # noqa: E402
+from _common import Context, Variant, main, mark_hvg, tied_gmm  # noqa: E402
 
 N_HVG = 3000
 N_PCS = 30
@@ -20,11 +20,7 @@ def fit(ctx: Context) -> list[Variant]:
     import scanpy as sc
 
     adata = ctx.adata
-    adata.var_names_make_unique()
-    if adata.n_vars > N_HVG:
-        sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=N_HVG)
-    else:
-        ctx.notes.append(f"only {adata.n_vars} genes: all used (no HVG selection)")
+    mark_hvg(ctx, N_HVG)
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     if "highly_variable" in adata.var:

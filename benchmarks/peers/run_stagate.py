@@ -12,7 +12,7 @@ import time
 
 START = time.perf_counter()
 
-from _common import TIED_GMM_NOTE, Context, Variant, main, tied_gmm  # noqa: E402
+from _common import TIED_GMM_NOTE, Context, Variant, main, mark_hvg, tied_gmm  # noqa: E402
 
 N_HVG = 3000
 
@@ -22,11 +22,7 @@ def fit(ctx: Context) -> list[Variant]:
     import STAGATE_pyG as STAGATE
 
     adata = ctx.adata
-    adata.var_names_make_unique()
-    if adata.n_vars > N_HVG:
-        sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=N_HVG)
-    else:
-        ctx.notes.append(f"only {adata.n_vars} genes: all used (no HVG selection)")
+    mark_hvg(ctx, N_HVG)
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     if ctx.visium:
