@@ -23,6 +23,11 @@ def _tagged_text(path: Path, tag: str) -> str:
     return "".join("".join(o.get("text", "")) for o in cell["outputs"])
 
 
+def _scores(line: str) -> tuple[float, float]:
+    ari, nmi = re.fullmatch(r"ARI (\d\.\d{3}), NMI (\d\.\d{3})\n", line).groups()
+    return float(ari), float(nmi)
+
+
 def test_tutorials_are_committed_executed_with_a_title():
     assert {p.stem for p in NOTEBOOKS} >= {"quickstart_dlpfc", "squidpy_workflow", "choosing_spatial_scales"}
     for path in NOTEBOOKS:
@@ -39,9 +44,8 @@ def test_tutorials_are_committed_executed_with_a_title():
 
 
 def test_quickstart_reports_its_ari():
-    assert re.fullmatch(
-        r"ARI \d\.\d{3}, NMI \d\.\d{3}\n", _tagged_text(TUTORIALS / "quickstart_dlpfc.ipynb", "ari")
-    )
+    ari, nmi = _scores(_tagged_text(TUTORIALS / "quickstart_dlpfc.ipynb", "ari"))
+    assert 0.45 < ari < 1 and 0.55 < nmi < 1
 
 
 @pytest.mark.slow
@@ -56,5 +60,8 @@ def test_tutorial_reexecutes_from_scratch(path, tmp_path, monkeypatch):
 
     execute(path, tmp_path / path.name)
     if path.stem == "quickstart_dlpfc":
-        # same seed, same thread count: the committed ARI is reproduced
-        assert _tagged_text(tmp_path / path.name, "ari") == _tagged_text(path, "ari")
+        # Same seed and thread count. Bit-identical only on the CPU model that made the committed
+        # outputs: BLAS/oneDNN kernels round differently on other CPUs (CI: 0.536 vs committed 0.532),
+        # so across machines the ARI must stay within 0.02 (the seed-to-seed SD on 151673 is 0.005).
+        new, committed = (_scores(_tagged_text(p, "ari")) for p in (tmp_path / path.name, path))
+        assert new == pytest.approx(committed, abs=0.02)
