@@ -43,9 +43,11 @@ class ReconstructionTarget:
         device: torch.device,
         *,
         dense: torch.Tensor | None = None,
+        densify: bool = True,
     ) -> ReconstructionTarget:
-        """``dense`` may pass an already uploaded dense copy of ``target`` (the input itself)."""
-        if dense is None and target.shape[0] * target.shape[1] * 4 <= DENSE_X_BYTES:
+        """``dense`` may pass an already uploaded dense copy of ``target`` (the input itself);
+        otherwise ``target`` is made dense on ``device`` when ``densify`` and it fits."""
+        if dense is None and densify and target.shape[0] * target.shape[1] * 4 <= DENSE_X_BYTES:
             dense = torch.from_numpy(target.toarray()).to(device)  # bounded: at most DENSE_X_BYTES
         return cls(
             dense,
@@ -96,8 +98,18 @@ class GraphInputs:
         The ZINB target is ``x`` itself, or ``counts`` with ``size_factors`` when given.
         """
         propagation, aggregation = normalized_operators(spatial, gene, config)
+        # On the CPU a sampled ZINB loss reads its rows straight from the sparse counts: a dense copy
+        # (and its lgamma) would cost 2 x N x G floats for nothing. A GPU keeps it to avoid transfers.
+        dense_target = config.zinb_batch_size is None or device.type != "cpu"
         return cls.upload(
-            x, propagation, aggregation, spatial, device, counts=counts, size_factors=size_factors
+            x,
+            propagation,
+            aggregation,
+            spatial,
+            device,
+            counts=counts,
+            size_factors=size_factors,
+            dense_target=dense_target,
         )
 
     @classmethod
@@ -112,8 +124,12 @@ class GraphInputs:
         counts: sp.csr_matrix | None = None,
         size_factors: np.ndarray | None = None,
         n_core: int | None = None,
+        dense_target: bool = True,
     ) -> GraphInputs:
-        """Upload already normalised operators (and the edges of ``L_R``) to ``device``."""
+        """Upload already normalised operators (and the edges of ``L_R``) to ``device``.
+
+        ``dense_target=False`` keeps a separate ZINB target (``counts``) sparse on the host.
+        """
         if x.shape[0] * x.shape[1] * 4 <= DENSE_X_BYTES:
             x_dev = torch.from_numpy(x.toarray()).to(device)
         else:
@@ -123,7 +139,7 @@ class GraphInputs:
                 x, None, device, dense=x_dev if isinstance(x_dev, torch.Tensor) else None
             )
         else:
-            target = ReconstructionTarget.build(counts, size_factors, device)
+            target = ReconstructionTarget.build(counts, size_factors, device, densify=dense_target)
         return cls(
             x=x_dev,
             propagation=[SparseOperator.from_scipy(m, device) for m in propagation],
