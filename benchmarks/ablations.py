@@ -1,6 +1,6 @@
 """Ablations and sensitivity: train once per (dataset, configuration, seed), score several clusterings.
 
-usage: python benchmarks/ablations.py GRID.json OUT.jsonl [--jobs 1] [--threads 2] [--save-embeddings DIR]
+usage: python benchmarks/ablations.py GRID.json OUT.jsonl [--jobs 1] [--threads 2] [--save-runs DIR]
 GRID.json: {"data": [paths], "seeds": [0, 1, 2], "configs": {"name": {"param": value, ...}, ...},
             "clusterings": [names of CLUSTERINGS] (optional; default all)}
 ``param`` may be any ``tl.tsstc`` keyword (``radii`` included). Each training is a whole process;
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -57,8 +58,8 @@ def score_one(
     fit_s = time.perf_counter() - fit_start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     embedding = adata.obsm["X_tsstc"]
-    if save_to is not None:  # for consensus experiments across seeds
-        np.save(save_to, embedding)
+    if save_to is not None:  # for consensus experiments across seeds (benchmarks/seed_consensus.py)
+        np.savez(save_to, embedding=embedding, labels=adata.obs["tsstc"].cat.codes.to_numpy())
     smallest = adata.obsp[f"{adata.uns['tsstc_scales']['scale_keys'][0]}_connectivities"]
     base = {
         "data": Path(path).name,
@@ -88,6 +89,11 @@ def score_one(
     return rows
 
 
+def run_stem(config: str, path: str, seed: int | str) -> str:
+    """File name (no suffix) of a saved run: configuration, dataset and seed, safe characters only."""
+    return re.sub(r"\W+", "_", config).strip("_") + f"__{Path(path).stem}__{seed}"
+
+
 def run_one(
     path: str,
     name: str,
@@ -97,7 +103,7 @@ def run_one(
     save_dir: str | None,
     clusterings: list[str] | None,
 ) -> list[dict]:
-    save_to = None if save_dir is None else str(Path(save_dir) / f"{name}_{Path(path).stem}_{seed}.npy")
+    save_to = None if save_dir is None else str(Path(save_dir) / f"{run_stem(name, path, seed)}.npz")
     code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import ablations; "
     code += (
         f"print(json.dumps(ablations.score_one({path!r}, {params!r}, {seed}, {save_to!r}, {clusterings!r})))"
@@ -124,13 +130,13 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--save-embeddings", default=None, help="folder for each run's embedding (.npy)")
+    p.add_argument("--save-runs", default=None, help="folder for each run's embedding and domains (.npz)")
     args = p.parse_args()
     grid = json.loads(Path(args.grid).read_text())
     tasks = grid_tasks(grid)
     with ThreadPoolExecutor(args.jobs) as pool, Path(args.out).open("a") as out:
         for rows in pool.map(
-            lambda t: run_one(*t, args.threads, args.save_embeddings, grid.get("clusterings")), tasks
+            lambda t: run_one(*t, args.threads, args.save_runs, grid.get("clusterings")), tasks
         ):
             for row in rows:
                 out.write(json.dumps(row) + "\n")

@@ -129,11 +129,13 @@ def run(out: Path, sizes: list[int], source: str, device: str, threads: int, bat
 
 
 def load(paths: list[Path]) -> list[dict]:
-    """Finished runs; ``mode`` names the data and the training (full batch or tile size)."""
+    """Finished runs; ``mode`` names the data, the training (full batch or tile size) and the threads."""
     rows = [r for p in paths for r in map(json.loads, p.read_text().splitlines()) if "error" not in r]
     for r in rows:
         batch = r.get("batch_size")
-        r["mode"] = f"{r['source']}, " + ("full batch" if batch is None else f"tiles of {batch:,}")
+        training = "full batch" if batch is None else f"tiles of {batch:,}"
+        threads = r["threads"]
+        r["mode"] = f"{r['source']}, {training}, {threads} thread{'s' * (threads > 1)}"
     return rows
 
 
