@@ -93,7 +93,7 @@ class SparseOperator:
     def from_scipy(cls, m: sp.csr_matrix, device: torch.device) -> SparseOperator:
         """Upload ``m`` (and its transpose, shared when ``m`` is symmetric) as CSR tensors."""
         t = _csr_tensor(m, device)
-        symmetric = (m != m.T).nnz == 0
+        symmetric = m.shape[0] == m.shape[1] and (m != m.T).nnz == 0  # X (spots x genes) is not square
         return cls(t, t if symmetric else _csr_tensor(m.T.tocsr(), device))
 
     def __matmul__(self, h: torch.Tensor) -> torch.Tensor:
