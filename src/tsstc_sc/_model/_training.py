@@ -45,8 +45,10 @@ class ReconstructionTarget:
         dense: torch.Tensor | None = None,
         densify: bool = True,
     ) -> ReconstructionTarget:
-        """``dense`` may pass an already uploaded dense copy of ``target`` (the input itself);
-        otherwise ``target`` is made dense on ``device`` when ``densify`` and it fits."""
+        """``dense`` may pass an already uploaded dense copy of ``target`` (the input itself).
+
+        Otherwise ``target`` is made dense on ``device`` when ``densify`` and it fits.
+        """
         if dense is None and densify and target.shape[0] * target.shape[1] * 4 <= DENSE_X_BYTES:
             dense = torch.from_numpy(target.toarray()).to(device)  # bounded: at most DENSE_X_BYTES
         return cls(
