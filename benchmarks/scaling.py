@@ -32,6 +32,16 @@ def _peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB / 10^6, as every table here
 
 
+def _commit() -> str:
+    """The code measured: short hash, ``+dirty`` when the package or benchmarks have local changes."""
+    git = ["git", "-C", str(HERE.parent)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "src", "benchmarks"]).returncode != 0
+    return head + "+dirty" * dirty
+
+
 def tiled_dlpfc(n: int):
     """Copies of 151673 side by side (shifted by more than the largest radius) up to ``n`` spots."""
     import anndata as ad
@@ -71,7 +81,8 @@ def child(n: int, source: str, device: str, batch_size: int | None) -> dict:
     tsstc_sc.pp.spatial_scales(adata)
     graphs_s = time.perf_counter() - t
     peak_graphs = _peak_gb()
-    tsstc_sc.tl.tsstc(adata, n_clusters=k, device=device, batch_size=batch_size, progress_bar=False)
+    # the bar (on stderr, streamed by the parent) shows how far a long run is
+    tsstc_sc.tl.tsstc(adata, n_clusters=k, device=device, batch_size=batch_size, progress_bar=True)
     timings = {key: float(v) for key, v in adata.uns["tsstc"]["timings"].items()}
     epochs = int(adata.uns["tsstc"]["params"]["epochs_run"])
     known = adata.obs[truth_key].notna().to_numpy()
@@ -97,6 +108,7 @@ def child(n: int, source: str, device: str, batch_size: int | None) -> dict:
             key: round(float(v), 3) for key, v in adata.uns["tsstc"].get("peak_rss_gb", {}).items()
         },
         "peak_rss_gb": round(_peak_gb(), 3),
+        "commit": _commit(),
     }
 
 
@@ -104,23 +116,28 @@ def run(out: Path, sizes: list[int], source: str, device: str, threads: int, bat
     done = set()
     if out.exists():
         rows = [r for r in map(json.loads, out.read_text().splitlines()) if "error" not in r]
-        done = {(r["source"], r["n"], r.get("batch_size")) for r in rows}
+        done = {(r["source"], r["n"], r.get("batch_size"), r["threads"]) for r in rows}
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     for n in sizes:
-        if (source, n, batch_size) in done:
+        if (source, n, batch_size, threads) in done:
             print(f"{source} N={n}: already in {out}")
             continue
         start = time.perf_counter()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, __file__, "--child", str(n), "--source", source, "--device", device]
             + ([] if batch_size is None else ["--batch-size", str(batch_size)]),
-            capture_output=True, text=True, env=env, check=False,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
-        if proc.returncode == 0:
-            row = json.loads(proc.stdout.strip().splitlines()[-1])
+        last = ""
+        for line in proc.stderr:  # stream the child's log and progress bar; keep the last line
+            sys.stderr.write(line)
+            last = line.strip() or last
+        stdout = proc.stdout.read()
+        if proc.wait() == 0:
+            row = json.loads(stdout.strip().splitlines()[-1])
         else:
-            tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-            row = {"source": source, "n": n, "batch_size": batch_size, "device": device, "error": tail[0]}
+            error = last if "Error" in last else f"exit {proc.returncode}"
+            row = {"source": source, "n": n, "batch_size": batch_size, "device": device, "error": error}
         row["process_s"] = round(time.perf_counter() - start, 2)
         row["date"] = time.strftime("%Y-%m-%d")
         print(json.dumps(row))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from tsstc_sc._model._graph_ops import (
     EdgeIndex,
     SparseOperator,
+    edge_dot,
     mean_aggregation,
     normalized_adjacency,
     pair_dot,
@@ -82,6 +83,19 @@ def test_pair_dot_gradient_matches_autograd_indexing():
     u2 = u.detach().clone().requires_grad_()
     ((u2[src] * u2[dst]).sum(1) * weights).sum().backward()
     torch.testing.assert_close(u.grad, u2.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_edge_dot_matches_gather_with_repeats_and_empty_rows(dtype):
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(50, 8, generator=g, dtype=dtype), torch.randn(70, 8, generator=g, dtype=dtype)
+    src = torch.sort(torch.randint(0, 25, (400,), generator=g)).values  # rows 25-49 have no pairs
+    dst = torch.randint(0, 70, (400,), generator=g)  # unsorted within a row, with repeats
+    torch.testing.assert_close(edge_dot(a, b, src, dst), (a[src] * b[dst]).sum(1))
+    u = torch.randn(30, 4, dtype=dtype, generator=g)
+    torch.testing.assert_close(
+        pair_dot(u, src[src < 30], dst[src < 30] % 30), (u[src[src < 30]] * u[dst[src < 30] % 30]).sum(1)
+    )
 
 
 def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -133,16 +133,33 @@ class EdgeIndex:
 
 
 def _csr_from_pairs(
-    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n: int, *, rows_sorted: bool = False
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    values: torch.Tensor,
+    shape: tuple[int, int],
+    *,
+    rows_sorted: bool = False,
 ) -> torch.Tensor:
-    """CSR tensor of (possibly repeated) pairs; repeated pairs add up under ``@``."""
+    """CSR tensor of (possibly repeated) pairs, in the given order within a row; repeats add up under ``@``."""
     if not rows_sorted:
         order = torch.argsort(rows, stable=True)
         rows, cols, values = rows[order], cols[order], values[order]
-    crow = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
-    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
     with _quiet_csr():
-        return torch.sparse_csr_tensor(crow, cols, values, (n, n), check_invariants=False)
+        return torch.sparse_csr_tensor(crow, cols, values, shape, check_invariants=False)
+
+
+def edge_dot(a: torch.Tensor, b: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products ``<a[src_e], b[dst_e]>`` for pairs sorted by ``src`` (not differentiable).
+
+    On the CPU a sampled dense-dense product (SDDMM) over the pairs' CSR pattern, ~10x faster than
+    gathering two ``(E, d)`` matrices; elsewhere the gather, which is bandwidth-bound but fast.
+    """
+    if a.device.type != "cpu":
+        return (a.index_select(0, src) * b.index_select(0, dst)).sum(1)
+    pattern = _csr_from_pairs(src, dst, a.new_zeros(len(src)), (a.shape[0], b.shape[0]), rows_sorted=True)
+    return torch.sparse.sampled_addmm(pattern, a, b.T, beta=0.0).values()
 
 
 class _PairDot(torch.autograd.Function):
@@ -155,14 +172,14 @@ class _PairDot(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(u, src, dst)
-        return (u.index_select(0, src) * u.index_select(0, dst)).sum(1)
+        return edge_dot(u, u, src, dst)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         u, src, dst = ctx.saved_tensors
         n = u.shape[0]
-        forward_pairs = _csr_from_pairs(src, dst, grad, n, rows_sorted=True)
-        grad_u = forward_pairs @ u + _csr_from_pairs(dst, src, grad, n) @ u
+        forward_pairs = _csr_from_pairs(src, dst, grad, (n, n), rows_sorted=True)
+        grad_u = forward_pairs @ u + _csr_from_pairs(dst, src, grad, (n, n)) @ u
         return grad_u, None, None
 
 

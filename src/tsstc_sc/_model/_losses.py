@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ._graph_ops import EdgeIndex, pair_dot
+from ._graph_ops import EdgeIndex, edge_dot, pair_dot
 
 RefineRule = Literal["mean", "top_ratio", "threshold", "none"]
 Normalization = Literal["balanced", "scaffold"]
@@ -51,7 +51,7 @@ def refine_neighbors(
     """
     if rule == "none":
         return torch.ones_like(edges.src, dtype=torch.bool)
-    score = (F.normalize(z_spatial, dim=1)[edges.src] * F.normalize(z_gene, dim=1)[edges.dst]).sum(1)
+    score = edge_dot(F.normalize(z_spatial, dim=1), F.normalize(z_gene, dim=1), edges.src, edges.dst)
     degree = edges.degree.clamp(min=1)
     best = torch.segment_reduce(score, "max", offsets=edges.indptr, axis=0, unsafe=True)
     keep = score >= best[edges.src]  # the best candidate always survives
