@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -196,6 +198,34 @@ def test_zinb_matches_a_direct_likelihood_and_sampling_is_unbiased():
     rows = [torch.randperm(50, generator=g)[:10] for _ in range(2000)]
     sampled = torch.stack([zinb_nll(x[r], pi[r], theta[r], mu[r], torch.lgamma(x[r] + 1)) for r in rows])
     assert abs(sampled.mean() - full) < 0.01 * full
+
+
+@pytest.mark.parametrize("densify", [True, False])
+def test_chunked_zinb_equals_the_whole_loss_and_its_gradients(densify, monkeypatch):
+    """Above ``ZINB_CHUNK_ENTRIES`` the loss runs in checkpointed chunks: same value, same gradients."""
+    from tsstc_sc._model import _training
+
+    g = torch.Generator().manual_seed(5)
+    counts = sp.random(90, 12, density=0.4, format="csr", dtype=np.float32, random_state=5)
+    counts.data = np.ceil(counts.data * 5)
+    factors = np.linspace(0.5, 2.0, 90)
+    target = _training.ReconstructionTarget.build(counts, factors, CPU, densify=densify)
+    inputs = SimpleNamespace(n_core=90, target=target)
+    module = TSstcModule(12, 1, hidden_dim=8, latent_dim=4, use_sas=True)
+    fused = torch.randn(90, 4, generator=g)
+
+    def loss_and_grads():
+        z = fused.clone().requires_grad_()
+        module.zero_grad()
+        loss = _training.reconstruction_loss(module, z, inputs, None, g)
+        loss.backward()
+        return loss.detach(), z.grad, module.decoder.mu.weight.grad.clone()
+
+    whole = loss_and_grads()
+    monkeypatch.setattr(_training, "ZINB_CHUNK_ENTRIES", 12 * 25)  # 4 chunks of <= 25 rows
+    chunked = loss_and_grads()
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_attention_fusion_receives_gradient_and_weights_sum_to_one():

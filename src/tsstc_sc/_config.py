@@ -61,6 +61,8 @@ class TSstcConfig:
         preprocessed matrix with size factor 1 (the scaffold; ``preset="paper"``).
     zinb_batch_size
         Spots whose expression the ZINB loss scores per epoch (an unbiased subsample; ``None`` = all).
+        Over 2^25 entries (spots x genes) the loss runs in row chunks recomputed in the backward
+        pass, so ``None`` on a large section costs time, not memory.
     epochs
         Training epochs (full batch); training may stop earlier by ``tol``. The paper trains "at
         least 150"; on the DLPFC development slices the clusters degrade with longer training

@@ -52,20 +52,15 @@ class ZINBDecoder(nn.Module):
         self.theta = nn.Linear(hidden_dim, n_genes)
         self.mu = nn.Linear(hidden_dim, n_genes)
 
-    def forward(
-        self, z: torch.Tensor, genes: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """ZINB parameters for the rows of ``z``; only the columns ``genes`` when given (sampled loss)."""
-        h = self.body(z)
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ZINB parameters for the rows of ``z``."""
+        return self.heads(self.body(z))
 
-        def head(layer: nn.Linear) -> torch.Tensor:
-            if genes is None:
-                return layer(h)
-            return h @ layer.weight[genes].T + layer.bias[genes]
-
-        pi = torch.sigmoid(head(self.pi))
-        theta = torch.clamp(nn.functional.softplus(head(self.theta)), 1e-4, 1e4)
-        mu = torch.clamp(torch.exp(head(self.mu)), 1e-5, 1e6)
+    def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``pi``, ``theta``, ``mu`` from the body's output ``h`` (row-wise: may run on any chunk of rows)."""
+        pi = torch.sigmoid(self.pi(h))
+        theta = torch.clamp(nn.functional.softplus(self.theta(h)), 1e-4, 1e4)
+        mu = torch.clamp(torch.exp(self.mu(h)), 1e-5, 1e6)
         return pi, theta, mu
 
 

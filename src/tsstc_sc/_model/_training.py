@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from .. import _logging as logg
 from .._config import TSstcConfig
 from ._graph_ops import EdgeIndex, SparseOperator, mean_aggregation, normalized_adjacency
 from ._losses import negative_weights, refine_neighbors, sample_negatives, spatial_regularization, zinb_nll
 from ._minibatch import Batch, tile_seed
-from ._module import TSstcModule
+from ._module import TSstcModule, ZINBDecoder
 
 #: Keep X dense on the device below this many bytes (dense GEMM is ~7x faster than sparse here).
 DENSE_X_BYTES = 2**30
+#: Above this many entries (spots x genes) the ZINB loss runs in checkpointed row chunks.
+ZINB_CHUNK_ENTRIES = 2**25
 
 
 @dataclass
@@ -246,17 +249,38 @@ def reconstruction_loss(
     batch_size: int | None,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """ZINB ``L_C`` on the fused embedding, on a random subset of (core) spots (an unbiased estimate)."""
+    """ZINB ``L_C`` on the fused embedding, on a random subset of (core) spots (an unbiased estimate).
+
+    Over more than ``ZINB_CHUNK_ENTRIES`` entries (the paper's loss on every spot of a large section)
+    the heads and the likelihood run in row chunks that are recomputed in the backward pass, so
+    memory stays bounded by a chunk instead of growing as N x genes.
+    """
     n = inputs.n_core
     if batch_size is None or batch_size >= n:
         index = torch.arange(n, device=fused.device)
     else:
         index = torch.randperm(n, generator=generator, device=fused.device)[:batch_size]
-    target, lgamma_x1, size_factors = inputs.target.rows(index)
-    pi, theta, mu = module.decoder(fused[index])
+    hidden = module.decoder.body(fused[index])  # BatchNorm sees all the sampled spots at once
+    step = max(1, ZINB_CHUNK_ENTRIES // module.decoder.mu.out_features)
+    if len(index) <= step:
+        return _zinb_rows(module.decoder, hidden, index, inputs.target)
+    chunks = [(hidden[s : s + step], index[s : s + step]) for s in range(0, len(index), step)]
+    return sum(
+        checkpoint(_zinb_rows, module.decoder, h, i, inputs.target, use_reentrant=False)
+        * (len(i) / len(index))
+        for h, i in chunks
+    )
+
+
+def _zinb_rows(
+    decoder: ZINBDecoder, hidden: torch.Tensor, index: torch.Tensor, target: ReconstructionTarget
+) -> torch.Tensor:
+    """Mean ZINB negative log-likelihood of the target rows ``index`` given the decoder body's ``hidden``."""
+    x, lgamma_x1, size_factors = target.rows(index)
+    pi, theta, mu = decoder.heads(hidden)
     if size_factors is not None:
         mu = mu * size_factors
-    return zinb_nll(target, pi, theta, mu, lgamma_x1)
+    return zinb_nll(x, pi, theta, mu, lgamma_x1)
 
 
 class TileLoss(torch.nn.Module):
