@@ -103,9 +103,6 @@ class GraphInputs:
         The ZINB target is ``x`` itself, or ``counts`` with ``size_factors`` when given.
         """
         propagation, aggregation = normalized_operators(spatial, gene, config)
-        # On the CPU a sampled ZINB loss reads its rows straight from the sparse counts: a dense copy
-        # (and its lgamma) would cost 2 x N x G floats for nothing. A GPU keeps it to avoid transfers.
-        dense_target = config.zinb_batch_size is None or device.type != "cpu"
         return cls.upload(
             x,
             propagation,
@@ -114,7 +111,7 @@ class GraphInputs:
             device,
             counts=counts,
             size_factors=size_factors,
-            dense_target=dense_target,
+            dense_target=wants_dense_target(config, device),
         )
 
     @classmethod
@@ -155,7 +152,16 @@ class GraphInputs:
         )
 
 
-def batch_inputs(batch: Batch, device: torch.device) -> GraphInputs:
+def wants_dense_target(config: TSstcConfig, device: torch.device) -> bool:
+    """Whether the ZINB target (counts) is made dense on the device.
+
+    On the CPU a sampled ZINB loss reads its rows straight from the sparse counts: a dense copy (and
+    its lgamma) would cost 2 x N x G floats for nothing. A GPU keeps it to avoid transfers.
+    """
+    return config.zinb_batch_size is None or device.type != "cpu"
+
+
+def batch_inputs(batch: Batch, device: torch.device, *, dense_target: bool) -> GraphInputs:
     """One tile + halo on ``device`` (built anew each time: only one tile is on the device at once)."""
     return GraphInputs.upload(
         batch.x,
@@ -166,6 +172,7 @@ def batch_inputs(batch: Batch, device: torch.device) -> GraphInputs:
         counts=batch.counts,
         size_factors=batch.size_factors,
         n_core=batch.n_core,
+        dense_target=dense_target,
     )
 
 
@@ -391,7 +398,7 @@ def _minibatch_epoch(
     """
     sums, kept_sums = None, None
     for j, batch in enumerate(batches):
-        inputs = batch_inputs(batch, device)
+        inputs = batch_inputs(batch, device, dense_target=wants_dense_target(config, device))
         generator = torch.Generator(device=device).manual_seed(tile_seed(random_state, epoch, batch.index))
         zinb = (
             None if config.zinb_batch_size is None else max(2, round(config.zinb_batch_size * batch.weight))
@@ -422,7 +429,7 @@ def embed(module: TSstcModule, data: GraphInputs | list[Batch]) -> tuple[np.ndar
     fused_all = np.empty((n, module.second[0].linear.out_features), dtype=np.float32)
     weights_all = np.empty((n, module.n_views), dtype=np.float32)
     for batch in data:
-        fused, weights = embed(module, batch_inputs(batch, device))
+        fused, weights = embed(module, batch_inputs(batch, device, dense_target=False))  # no loss here
         core = batch.nodes[: batch.n_core]
         fused_all[core], weights_all[core] = fused[: batch.n_core], weights[: batch.n_core]
     return fused_all, weights_all
