@@ -65,6 +65,7 @@ def tiled_dlpfc(n: int):
 def child(n: int, source: str, device: str, batch_size: int | None) -> dict:
     """Run the whole pipeline on N spots in this process; return the measurements."""
     start = time.perf_counter()
+    commit = _commit()  # the code this process imports, before anything can change on disk
     from sklearn.metrics import adjusted_rand_score
 
     import tsstc_sc
@@ -108,7 +109,7 @@ def child(n: int, source: str, device: str, batch_size: int | None) -> dict:
             key: round(float(v), 3) for key, v in adata.uns["tsstc"].get("peak_rss_gb", {}).items()
         },
         "peak_rss_gb": round(_peak_gb(), 3),
-        "commit": _commit(),
+        "commit": commit,
     }
 
 
