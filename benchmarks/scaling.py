@@ -82,8 +82,7 @@ def child(n: int, source: str, device: str, batch_size: int | None) -> dict:
     tsstc_sc.pp.spatial_scales(adata)
     graphs_s = time.perf_counter() - t
     peak_graphs = _peak_gb()
-    # the bar (on stderr, streamed by the parent) shows how far a long run is
-    tsstc_sc.tl.tsstc(adata, n_clusters=k, device=device, batch_size=batch_size, progress_bar=True)
+    tsstc_sc.tl.tsstc(adata, n_clusters=k, device=device, batch_size=batch_size, progress_bar=False)
     timings = {key: float(v) for key, v in adata.uns["tsstc"]["timings"].items()}
     epochs = int(adata.uns["tsstc"]["params"]["epochs_run"])
     known = adata.obs[truth_key].notna().to_numpy()
@@ -130,7 +129,7 @@ def run(out: Path, sizes: list[int], source: str, device: str, threads: int, bat
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         last = ""
-        for line in proc.stderr:  # stream the child's log and progress bar; keep the last line
+        for line in proc.stderr:  # stream the child's log (warnings, errors); keep the last line
             sys.stderr.write(line)
             last = line.strip() or last
         stdout = proc.stdout.read()

@@ -92,8 +92,11 @@ def test_large_data_path_sparse_input_trains_the_same_model(tissue, fitted, zinb
     )
     monkeypatch.setattr(_training, "DENSE_X_BYTES", 0)
     sparse = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, zinb_target=zinb_target, **FAST)
-    # the embeddings agree to ~1e-3 after 15 epochs; labels are not compared: on this barely
-    # trained 500-spot tissue the mixture itself moves many spots under a 1e-3 perturbation
+    # the same training up to rounding: losses agree to ~5e-5 relative, embeddings to ~5e-3. Labels
+    # are not compared: on this barely trained 500-spot tissue the mixture itself moves many spots
+    # under a 1e-3 perturbation of the embedding.
+    losses = [a.uns["tsstc"]["loss"]["total"] for a in (sparse, dense)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-3)
     np.testing.assert_allclose(sparse.obsm["X_tsstc"], dense.obsm["X_tsstc"], atol=1e-2)
 
 

@@ -66,7 +66,8 @@ class ReconstructionTarget:
         factors = None if self.size_factors is None else self.size_factors[index, None]
         if self.dense is not None:
             return self.dense[index], self.lgamma_x1[index], factors
-        # large data: only the sampled rows (zinb_batch_size x genes) are ever dense
+        # large data: only these rows are made dense, at most ZINB_CHUNK_ENTRIES entries (see
+        # reconstruction_loss)
         x = torch.from_numpy(self.host[index.cpu().numpy()].toarray()).to(index.device)
         return x, torch.lgamma(x + 1), factors
 
