@@ -39,6 +39,18 @@ def test_tiles_partition_the_section_and_the_halo_covers_the_receptive_field(sec
     assert set(nodes.tolist()) == set(np.flatnonzero(reach).tolist())
 
 
+def test_every_tile_spans_the_section(section):
+    # compact tiles of a layered section would each hold one or two layers: the negatives of L_R and
+    # the decoder's batch statistics would then come from the wrong mix of domains
+    coords = section.obsm["spatial"]
+    tiles = spatial_tiles(coords, np.zeros(section.n_obs, dtype=int), 300)
+    domains = section.obs["domain"].to_numpy()
+    for tile in tiles:
+        assert set(domains[tile]) == set(domains)
+    contiguous = spatial_tiles(coords, np.zeros(section.n_obs, dtype=int), 300, patches=1)
+    assert any(set(domains[tile]) != set(domains) for tile in contiguous)
+
+
 def test_minibatch_is_seeded_and_close_to_full_batch(section):
     full = tsstc_sc.tl.tsstc(section, n_clusters=4, progress_bar=False, copy=True)
     runs = [

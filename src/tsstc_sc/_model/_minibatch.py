@@ -1,6 +1,7 @@
 """Mini-batch training on spatial tiles with their halo (memory bounded by the tile, not by N).
 
-The section is cut into balanced spatial tiles by recursive median bisection. A batch is one tile's
+The section is cut into compact patches by recursive median bisection, and each tile gathers patches
+from all over the section (:func:`spatial_tiles`). A batch is one tile's
 spots (its *core*) plus every spot within ``HALO_HOPS`` hops of the largest spatial graph (its
 *halo*): SAS and the two GCN layers reach 3 hops, so the spatial views of core spots are computed
 exactly as in full-batch training. The gene view sees the gene graph restricted to the batch (its
@@ -12,6 +13,7 @@ Under ``torch.distributed`` each process takes every ``world_size``-th tile and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,28 +21,42 @@ import scipy.sparse as sp
 
 #: SAS (one hop) + two GCN layers: the receptive field of a spatial view, in hops.
 HALO_HOPS = 3
+#: Patches per tile (see :func:`spatial_tiles`).
+PATCHES_PER_TILE = 8
 
 
-def spatial_tiles(coords: np.ndarray, libraries: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Balanced tiles of at most ``batch_size`` spots: per library, split at the median of the longer
-    axis until small enough. Deterministic (stable sorts); every spot is in exactly one tile.
+def spatial_tiles(
+    coords: np.ndarray, libraries: np.ndarray, batch_size: int, patches: int = PATCHES_PER_TILE
+) -> list[np.ndarray]:
+    """Tiles of at most ``batch_size`` spots, each the union of at least ``patches`` compact patches
+    spread over the section. Deterministic; every spot is in exactly one tile.
+
+    Each library is halved at the median of its longer axis, recursively, into equal patches of at
+    most ``batch_size / patches`` spots. That order follows space, so tile ``t`` takes every
+    ``n_tiles``-th patch: a tile sees all of the section's domains, as the negatives of ``L_R`` and
+    the decoder's batch statistics need, and its halo stays that of a few compact patches.
     """
-    tiles: list[np.ndarray] = []
+    size = max(1, batch_size // patches)
+    pieces: list[np.ndarray] = []
 
-    def split(index: np.ndarray) -> None:
-        if len(index) <= batch_size:
-            tiles.append(np.sort(index))
+    def split(index: np.ndarray, depth: int) -> None:
+        if depth == 0:
+            if len(index):  # tiny patches (batch_size < patches) may come out empty
+                pieces.append(index)
             return
         xy = coords[index]
         axis = int(np.argmax(np.ptp(xy, axis=0)))
         order = index[np.argsort(xy[:, axis], kind="stable")]
         half = len(order) // 2
-        split(order[:half])
-        split(order[half:])
+        split(order[:half], depth - 1)
+        split(order[half:], depth - 1)
 
     for library in np.unique(libraries):
-        split(np.flatnonzero(libraries == library))
-    return tiles
+        index = np.flatnonzero(libraries == library)
+        split(index, max(0, math.ceil(math.log2(len(index) / size))))
+    per_tile = max(1, batch_size // max(len(p) for p in pieces))
+    n_tiles = -(-len(pieces) // per_tile)
+    return [np.sort(np.concatenate(pieces[t::n_tiles])) for t in range(n_tiles)]
 
 
 def with_halo(core: np.ndarray, adjacency: sp.csr_matrix, hops: int = HALO_HOPS) -> np.ndarray:
