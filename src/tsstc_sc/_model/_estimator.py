@@ -239,7 +239,8 @@ class TSstc:
         )
         largest = max(len(b.nodes) for b in batches)
         logg.info(
-            f"mini-batch training: {len(tiles)} spatial tiles of <= {batch_size} spots, <= {largest} with halo"
+            f"mini-batch training: {len(tiles)} tiles of <= {batch_size} spots (patches spread over the "
+            f"section), <= {largest} with their halos"
         )
         return batches
 

@@ -28,7 +28,7 @@ PATCHES_PER_TILE = 8
 def spatial_tiles(
     coords: np.ndarray, libraries: np.ndarray, batch_size: int, patches: int = PATCHES_PER_TILE
 ) -> list[np.ndarray]:
-    """Tiles of at most ``batch_size`` spots, each the union of at least ``patches`` compact patches
+    """Tiles of at most ``batch_size`` spots, each the union of about ``patches`` compact patches
     spread over the section. Deterministic; every spot is in exactly one tile.
 
     Each library is halved at the median of its longer axis, recursively, into equal patches of at
