@@ -55,7 +55,7 @@ def tiled_dlpfc(n: int):
     for i in range(copies):
         tile = base.copy()
         tile.obs_names = [f"{name}-{i}" for name in base.obs_names]
-        tile.obs["array_col"] = base.obs["array_col"] + i * width_col
+        tile.obs["array_col"] = base.obs["array_col"].to_numpy() + i * width_col  # not index-aligned
         tile.obsm["spatial"] = base.obsm["spatial"] + np.array([i * width_px, 0.0])
         tiles.append(tile)
     adata = ad.concat(tiles, merge="same")
