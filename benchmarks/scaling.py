@@ -207,7 +207,7 @@ def plot(fig_path: Path, paths: list[Path]) -> None:
         a.set_xlabel("cells / spots")
         a.set_ylabel(label)
         a.grid(which="both", alpha=0.3)
-    axes[0].legend(frameon=False)
+    axes[0].legend(frameon=False, loc="lower right", fontsize="small")
     fig.savefig(fig_path, dpi=110)
 
 
