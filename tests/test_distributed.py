@@ -39,6 +39,16 @@ def test_tiles_partition_the_section_and_the_halo_covers_the_receptive_field(sec
     assert set(nodes.tolist()) == set(np.flatnonzero(reach).tolist())
 
 
+@pytest.mark.parametrize(
+    ("n", "batch_size", "n_libraries"), [(2, 2, 1), (7, 2, 1), (1000, 2, 1), (257, 40, 3), (5000, 999, 2)]
+)
+def test_tiles_partition_any_section_within_the_batch_size(n, batch_size, n_libraries):
+    rng = np.random.default_rng(n)
+    tiles = spatial_tiles(rng.random((n, 2)), rng.integers(0, n_libraries, n), batch_size)
+    assert sorted(np.concatenate(tiles).tolist()) == list(range(n))
+    assert all(0 < len(t) <= batch_size for t in tiles)
+
+
 def test_every_tile_spans_the_section(section):
     # compact tiles of a layered section would each hold one or two layers: the negatives of L_R and
     # the decoder's batch statistics would then come from the wrong mix of domains
