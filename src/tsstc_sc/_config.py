@@ -72,8 +72,9 @@ class TSstcConfig:
     batch_size
         Mini-batch training: spots per tile (eight compact patches spread over the section, each with
         a halo of 3 hops of the largest scale), so memory is bounded by the tile instead of N; the
-        tiles' gradients are summed into one step per epoch. ``None`` trains on the whole section at once. Under ``torch.distributed`` (e.g.
-        ``torchrun``) the tiles are shared among the processes (DDP).
+        tiles' gradients are summed into one step per epoch. ``None`` trains on the whole section at
+        once. Under ``torch.distributed`` (e.g. ``torchrun``) the tiles are shared among the
+        processes (DDP).
     tol, patience
         Label-free stopping: stop when the total loss has not improved by a relative ``tol`` for
         ``patience`` epochs (``tol=0`` trains all ``epochs``).

@@ -1,10 +1,9 @@
 """Mini-batch training on spatial tiles with their halo (memory bounded by the tile, not by N).
 
 The section is cut into compact patches by recursive median bisection, and each tile gathers patches
-from all over the section (:func:`spatial_tiles`). A batch is one tile's
-spots (its *core*) plus every spot within ``HALO_HOPS`` hops of the largest spatial graph (its
-*halo*): SAS and the two GCN layers reach 3 hops, so the spatial views of core spots are computed
-exactly as in full-batch training. The gene view sees the gene graph restricted to the batch (its
+from all over the section (:func:`spatial_tiles`). A batch is one tile's spots (its *core*) plus every
+spot within ``HALO_HOPS`` hops of the largest spatial graph (its *halo*): SAS and the two GCN layers
+reach 3 hops, so the spatial views of core spots are computed exactly as in full-batch training. The gene view sees the gene graph restricted to the batch (its
 neighbours outside the batch are dropped: the one approximation). Operators keep their full-graph
 normalisation, losses are taken on core spots only and weighted by the tile's share of spots, and the
 gradients of all tiles are summed before one optimiser step per epoch, as in full-batch training.
@@ -41,7 +40,7 @@ def spatial_tiles(
 
     def split(index: np.ndarray, depth: int) -> None:
         if depth == 0:
-            if len(index):  # tiny patches (batch_size < patches) may come out empty
+            if len(index):  # halving a single spot (batch_size < 2 * patches) leaves an empty half
                 pieces.append(index)
             return
         xy = coords[index]
