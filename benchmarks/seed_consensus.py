@@ -3,7 +3,8 @@
 usage: python benchmarks/seed_consensus.py RUNS_DIR CONFIG OUT.json DATA.h5ad [...] [--size 3]
 RUNS_DIR holds the runs of configuration CONFIG saved by ``ablations.py --save-runs``. For every
 ``--size`` subset of a dataset's seeds, the domains of each run are matched to the first run's by
-the Hungarian algorithm and every spot takes the majority domain (ties: the first run's). Labels
+the Hungarian algorithm and every spot takes the majority domain (ties: the first run's;
+``tsstc_sc._clustering.consensus``, which also combines the snapshots of one training). Labels
 (``obs['ground_truth']``) are used only to score. Writes per-run and per-consensus ARI.
 """
 
@@ -17,28 +18,9 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 from ablations import run_stem  # benchmarks/ is the script's folder, hence on sys.path
-from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
-
-def match(reference: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """``labels`` renamed to the ``reference`` domains they overlap most (one-to-one)."""
-    overlap = np.zeros((k, k))
-    np.add.at(overlap, (labels, reference), 1)
-    rows, cols = linear_sum_assignment(-overlap)
-    rename = np.empty(k, dtype=int)
-    rename[rows] = cols
-    return rename[labels]
-
-
-def consensus(runs: list[np.ndarray], k: int) -> np.ndarray:
-    """Majority domain of every spot over ``runs`` matched to the first one."""
-    reference = runs[0]
-    votes = np.zeros((len(reference), k))
-    for labels in [reference] + [match(reference, r, k) for r in runs[1:]]:
-        votes[np.arange(len(reference)), labels] += 1
-    votes[np.arange(len(reference)), reference] += 0.5
-    return votes.argmax(1)
+from tsstc_sc._clustering import consensus
 
 
 def main() -> None:

@@ -260,3 +260,17 @@ def test_large_data_clustering_fits_a_subsample_and_assigns_every_spot(method, m
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(truth, labels) > 0.99
+
+
+def test_consensus_matches_renamed_domains_and_takes_the_majority():
+    from tsstc_sc._clustering import consensus, match_labels
+
+    reference = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    renamed = np.array([2, 2, 2, 0, 0, 0, 1, 1, 1])  # the same partition under other names
+    np.testing.assert_array_equal(match_labels(reference, renamed, 3), reference)
+    np.testing.assert_array_equal(consensus([reference, renamed, renamed], 3), reference)
+    # spot 2 is outvoted by two runs that agree; spot 5 splits three ways and keeps the reference's
+    second = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    third = np.array([2, 2, 0, 0, 0, 2, 1, 1, 1])  # [0, 0, 1, 1, 1, 0, 2, 2, 2] under other names
+    voted = consensus([reference, second, third], 3)
+    np.testing.assert_array_equal(voted, [0, 0, 1, 1, 1, 1, 2, 2, 2])

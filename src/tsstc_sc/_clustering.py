@@ -1,7 +1,8 @@
 """Domains from an embedding without R (METHOD.md §5): tied Gaussian mixture (= mclust EEE),
 k-means, or Leiden with a resolution search that returns exactly ``n_clusters``.
 
-Every method is seeded; none looks at labels. An optional spatial majority vote smooths labels.
+Every method is seeded; none looks at labels. The domains of several embeddings (snapshots of one
+training) can be combined by a matched majority vote, and a spatial majority vote smooths labels.
 """
 
 from __future__ import annotations
@@ -36,11 +37,27 @@ class DomainAssigner:
         """Centroids of labelled embeddings (k-means, Leiden)."""
         return cls(np.stack([embedding[labels == k].mean(0) for k in range(int(labels.max()) + 1)]))
 
+    def refit(self, embedding: np.ndarray, labels: np.ndarray) -> DomainAssigner:
+        """The same space and kind of assigner, re-estimated from given domains (e.g. a consensus):
+        their means and, for the tied GMM, their proportions and pooled covariance.
+        """
+        x = self._project(embedding)
+        onehot = np.eye(len(self.means))[labels]
+        counts = onehot.sum(0)
+        means = (onehot.T @ x) / np.maximum(counts, 1)[:, None]
+        if self.covariance is None:
+            return replace(self, means=means)
+        residual = x - means[labels]
+        covariance = residual.T @ residual / len(x) + 1e-6 * np.eye(x.shape[1])  # sklearn's reg_covar
+        return replace(self, means=means, covariance=covariance, weights=np.maximum(counts, 1) / len(x))
+
+    def _project(self, embedding: np.ndarray) -> np.ndarray:
+        x = embedding.astype(np.float64)
+        return x if self.components is None else (x - self.center) @ self.components.T
+
     def predict(self, embedding: np.ndarray) -> np.ndarray:
         """Domain index of each row of ``embedding``."""
-        x, means = embedding.astype(np.float64), self.means
-        if self.components is not None:
-            x = (x - self.center) @ self.components.T
+        x, means = self._project(embedding), self.means
         if self.covariance is not None:  # whiten: Mahalanobis distance becomes Euclidean
             inv_chol = np.linalg.inv(np.linalg.cholesky(self.covariance))
             x, means = x @ inv_chol.T, means @ inv_chol.T
@@ -184,4 +201,27 @@ def spatial_majority_vote(labels: np.ndarray, adjacency: sp.csr_matrix) -> np.nd
     closed = adjacency + sp.identity(n, dtype=np.float32, format="csr")
     votes = (closed @ onehot).toarray()  # n x K, K small
     votes[np.arange(n), labels] += 0.5  # own label wins ties
+    return votes.argmax(axis=1)
+
+
+def match_labels(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """``labels`` renamed to the ``reference`` domains they overlap most (one-to-one, Hungarian)."""
+    from scipy.optimize import linear_sum_assignment
+
+    overlap = np.zeros((n_clusters, n_clusters))
+    np.add.at(overlap, (labels, reference), 1)
+    rows, cols = linear_sum_assignment(-overlap)
+    rename = np.empty(n_clusters, dtype=np.int64)
+    rename[rows] = cols
+    return rename[labels]
+
+
+def consensus(runs: list[np.ndarray], n_clusters: int) -> np.ndarray:
+    """Majority domain of every spot over ``runs``, each matched to the first; ties keep the first's."""
+    reference = runs[0]
+    votes = np.zeros((len(reference), n_clusters))
+    rows = np.arange(len(reference))
+    for labels in [reference, *(match_labels(reference, r, n_clusters) for r in runs[1:])]:
+        votes[rows, labels] += 1
+    votes[rows, reference] += 0.5
     return votes.argmax(axis=1)

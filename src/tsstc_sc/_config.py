@@ -11,12 +11,12 @@ from typing import Any, Literal
 Preset = Literal["default", "paper"]
 
 #: Field values that differ from the defaults. ``"paper"``: the paper's training as written (150
-#: epochs; the ZINB loss on every spot each epoch, on the scaled input as in the scaffold); the
-#: scaffold clusters the embedding with k-means
+#: epochs; the ZINB loss on every spot each epoch, on the scaled input as in the scaffold; the final
+#: embedding alone is clustered); the scaffold clusters the embedding with k-means
 #: (``cluster_method="kmeans", cluster_pcs=None, refine_labels=False`` in ``tl.tsstc``).
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "paper": {"epochs": 150, "zinb_batch_size": None, "zinb_target": "input"},
+    "paper": {"epochs": 150, "zinb_batch_size": None, "zinb_target": "input", "snapshots": 1},
 }
 
 
@@ -64,9 +64,14 @@ class TSstcConfig:
         Over 2^25 entries (spots x genes) the loss runs in row chunks recomputed in the backward
         pass, so ``None`` on a large section costs time, not memory.
     epochs
-        Training epochs (full batch); training may stop earlier by ``tol``. The paper trains "at
-        least 150"; on the DLPFC development slices the clusters degrade with longer training
-        (docs/benchmarks.md), so the default is 30 for every dataset.
+        Training epochs (one optimiser step each); training may stop earlier by ``tol``. The paper
+        trains "at least 150"; on the benchmark datasets the clusters degrade with longer training
+        (docs/benchmarks.md), so the default is 20 for every dataset.
+    snapshots
+        Cluster the fused embedding at this many epochs, evenly spaced over the second half of
+        training and ending with the last, and give each spot its majority domain, the snapshots'
+        domains matched to the last one's (docs/benchmarks.md: steadier than any single epoch). 1
+        clusters the last epoch only (the paper).
     lr, weight_decay
         Adam settings (paper: 1e-3 and 5e-4).
     batch_size
@@ -104,7 +109,8 @@ class TSstcConfig:
     lr_normalization: Literal["balanced", "scaffold"] = "balanced"
     zinb_target: Literal["input", "counts"] = "counts"
     zinb_batch_size: int | None = 1024
-    epochs: int = 30
+    epochs: int = 20
+    snapshots: int = 3
     batch_size: int | None = None
     lr: float = 1e-3
     weight_decay: float = 5e-4
@@ -121,6 +127,7 @@ class TSstcConfig:
             "lambda_r": self.lambda_r >= 0,
             "n_negatives": self.n_negatives >= 1,
             "epochs": self.epochs >= 1,
+            "snapshots": self.snapshots >= 1,
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
             "tol": self.tol >= 0,
@@ -168,6 +175,14 @@ class TSstcConfig:
             msg = f"Unknown TSstc parameter(s) {unknown}. Valid: {sorted(valid)}."
             raise TypeError(msg)
         return cls(**{**PRESETS[preset], **kwargs})
+
+    def snapshot_epochs(self) -> list[int]:
+        """Epochs (1-based) whose embedding is clustered: ``snapshots`` from ``epochs / 2`` to ``epochs``."""
+        if self.snapshots == 1:
+            return [self.epochs]
+        half = self.epochs / 2
+        steps = (half + i * half / (self.snapshots - 1) for i in range(self.snapshots))
+        return sorted({max(1, round(e)) for e in steps})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (``None`` kept), e.g. for JSON."""

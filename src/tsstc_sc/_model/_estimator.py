@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from .. import _logging as logg
-from .._clustering import ClusterMethod, DomainAssigner, cluster
+from .._clustering import ClusterMethod, DomainAssigner, cluster, consensus
 from .._config import Preset, TSstcConfig
 from .._gene_graph import gene_knn_graph
 from .._preprocessing import Expression, preprocess, transform
@@ -87,6 +87,24 @@ class _StageClock:
             peak = _peak_rss_gb()
             if peak is not None:
                 self.peak_rss_gb[stage] = peak
+
+
+@dataclass
+class _Snapshots:
+    """Fused embeddings taken after the given epochs of training (``take`` is the epoch callback)."""
+
+    module: TSstcModule
+    inputs: GraphInputs | list[Batch]
+    epochs: list[int]
+    embeddings: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def take(self, done: int) -> None:
+        if done in self.epochs:
+            self.embeddings[done] = embed(self.module, self.inputs)[0]
+
+    def before(self, last: int) -> list[np.ndarray]:
+        """The snapshots taken before epoch ``last`` (training may stop early), latest first."""
+        return [self.embeddings[e] for e in sorted(self.embeddings, reverse=True) if e < last]
 
 
 def _peak_rss_gb() -> float | None:
@@ -256,7 +274,7 @@ class TSstc:
         library_key: str | None = None,
         scales_key: str = "tsstc",
     ) -> TSstc:
-        """Train on ``adata`` (raw counts; never modified) and cluster the final embedding."""
+        """Train on ``adata`` (raw counts; never modified) and cluster its embedding snapshots."""
         check_anndata(adata)
         n_clusters = check_n_clusters(self.n_clusters, adata.n_obs)
         self._graph_params = {
@@ -281,6 +299,7 @@ class TSstc:
                 use_sas=self.config.use_sas,
             ).to(device)
         generator = torch.Generator(device=device).manual_seed(self.random_state)
+        snapshots = self._snapshot_taker(inputs, n_clusters)
         with clock("training"):
             self.history = train(
                 self.module,
@@ -289,12 +308,15 @@ class TSstc:
                 generator,
                 random_state=self.random_state,
                 progress_bar=self.progress_bar,
+                on_epoch_end=snapshots.take,
             )
             fused, weights = embed(self.module, inputs)
         with clock("clustering"):
-            labels, self.assigner = cluster(
-                fused, n_clusters, self.cluster_method, random_state=self.random_state, n_pcs=self.cluster_pcs
-            )
+            labels, self.assigner = self._cluster(fused, n_clusters)
+            earlier = [self._cluster(z, n_clusters)[0] for z in snapshots.before(len(self.history.total))]
+            if earlier:  # named after the last epoch's domains; new data go to the consensus domains
+                labels = consensus([labels, *earlier], n_clusters)
+                self.assigner = self.assigner.refit(fused, labels)
         self.timings, self.peak_rss_gb = clock.seconds, clock.peak_rss_gb
         self._fit_outputs = {
             "latent": fused,
@@ -305,6 +327,16 @@ class TSstc:
             "spatial": prepared.spatial,
         }
         return self
+
+    def _snapshot_taker(self, inputs: GraphInputs | list[Batch], n_clusters: int | None) -> _Snapshots:
+        """Embeddings to keep during training for the snapshot consensus (none without a fixed K)."""
+        epochs = self.config.snapshot_epochs()[:-1] if n_clusters is not None else []
+        return _Snapshots(self.module, inputs, epochs)
+
+    def _cluster(self, embedding: np.ndarray, n_clusters: int | None) -> tuple[np.ndarray, DomainAssigner]:
+        return cluster(
+            embedding, n_clusters, self.cluster_method, random_state=self.random_state, n_pcs=self.cluster_pcs
+        )
 
     def _require_fit(self) -> None:
         if self.module is None:
@@ -331,7 +363,9 @@ class TSstc:
         return fused, weights
 
     def predict(self, adata: AnnData | None = None, *, layer: str | None = None) -> np.ndarray:
-        """Domain index of each spot: the fitted labels, or new data assigned to the fitted domains."""
+        """Domain index of each spot: the fitted labels, or new data assigned to the fitted domains (the
+        snapshots' consensus, re-estimated in the last epoch's embedding).
+        """
         self._require_fit()
         if adata is None and "labels" in self._fit_outputs:
             return self._fit_outputs["labels"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -344,12 +345,14 @@ def train(
     *,
     random_state: int,
     progress_bar: bool,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> TrainingHistory:
     """Optimise ``module`` in place and return the loss history.
 
     ``data`` is the whole section (full batch: one step per epoch, draws from ``generator``) or its
     spatial tiles (mini-batch: the tiles' gradients are summed, then one step per epoch; each tile's
-    draws come from its own seed, so one process and DDP draw the same).
+    draws come from its own seed, so one process and DDP draw the same). ``on_epoch_end`` is called
+    with the number of epochs done after each optimiser step (e.g. to take embedding snapshots).
     """
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history = TrainingHistory()
@@ -376,6 +379,8 @@ def train(
                 _check_finite(torch.tensor(values[0]), epoch, config)
             optimizer.step()
             history.record(values, kept)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1)
             bar.set_postfix(loss=f"{values[0]:.4f}", refresh=False)
             if history.stalled(config):
                 logg.info(f"TSstc: loss stopped improving, stopping after {epoch + 1} epochs")

@@ -61,8 +61,9 @@ def tsstc(
     per-spot attention fusion, cross-view-refined spatial regularisation and a ZINB decoder.
 
     Trains on raw counts (preprocessed internally; ``adata.X`` is never modified), then clusters
-    the final-epoch fused embedding. Every step is O(N·k): sparse graphs, scores on existing
-    edges only, sampled negatives. Uses a CUDA GPU when one is available.
+    the fused embedding of the last epoch and of earlier snapshots (``snapshots``, default 3: epochs
+    10, 15 and 20) and gives each spot its majority domain. Every step is O(N·k): sparse graphs,
+    scores on existing edges only, sampled negatives. Uses a CUDA GPU when one is available.
 
     Parameters
     ----------
@@ -72,7 +73,8 @@ def tsstc(
         When ``None`` and :func:`tsstc_sc.pp.spatial_scales` already ran with the same
         ``key_added``, its graphs are reused; otherwise they are built here.
     n_clusters
-        Number of domains, honoured exactly. Required for ``"gmm"`` and ``"kmeans"``.
+        Number of domains, honoured exactly. Required for ``"gmm"`` and ``"kmeans"``; without it
+        (Leiden) only the last epoch is clustered.
     layer
         Layer holding the raw counts instead of ``X``.
     {unit}
@@ -111,7 +113,8 @@ def tsstc(
     ``adata.obs[key_added]``
         Domain labels (string categorical).
     ``adata.obsm[f"X_{{key_added}}"]``
-        Fused embedding ``Z_f`` (float32, N x ``latent_dim``).
+        Fused embedding ``Z_f`` of the last epoch (float32, N x ``latent_dim``). Clustering it alone
+        gives the domains of ``snapshots=1``.
     ``adata.obsm[f"{{key_added}}_scale_weights"]``
         Per-spot attention weight of each view (spatial scales, then the gene view); names in
         ``adata.uns[key_added]["scale_weight_names"]``.
