@@ -228,6 +228,15 @@ def test_new_data_go_to_the_consensus_domains(tissue):
     assert adjusted_rand_score(voted.predict(), voted.predict(tissue)) > 0.9
 
 
+def test_a_vote_that_empties_a_domain_keeps_the_last_epochs_domains(tissue, monkeypatch):
+    import tsstc_sc._model._estimator as estimator
+
+    last = tsstc_sc.tl.TSstc(4, epochs=4, snapshots=1, progress_bar=False).fit(tissue).predict()
+    monkeypatch.setattr(estimator, "consensus", lambda runs, k: np.minimum(runs[0], k - 2))  # drops a domain
+    voted = tsstc_sc.tl.TSstc(4, epochs=4, progress_bar=False).fit(tissue).predict()
+    np.testing.assert_array_equal(voted, last)
+
+
 def test_refit_assigner_recovers_the_domains_it_is_given():
     from tsstc_sc._clustering import cluster
 

@@ -22,6 +22,15 @@ _LEIDEN_STEPS = 30
 FIT_MAX_OBS = 200_000
 
 
+def _domain_means(x: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean row of each domain (K x d) and the domains' sizes; every domain must have a spot."""
+    onehot = sp.csr_matrix(
+        (np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(n_domains, len(labels))
+    )
+    counts = np.bincount(labels, minlength=n_domains).astype(np.float64)
+    return np.asarray(onehot @ x) / counts[:, None], counts
+
+
 @dataclass(frozen=True)
 class DomainAssigner:
     """Assigns new embeddings to fitted domains: tied-GMM posterior, else the nearest centroid."""
@@ -35,21 +44,19 @@ class DomainAssigner:
     @classmethod
     def from_labels(cls, embedding: np.ndarray, labels: np.ndarray) -> DomainAssigner:
         """Centroids of labelled embeddings (k-means, Leiden)."""
-        return cls(np.stack([embedding[labels == k].mean(0) for k in range(int(labels.max()) + 1)]))
+        return cls(_domain_means(embedding, labels, int(labels.max()) + 1)[0])
 
     def refit(self, embedding: np.ndarray, labels: np.ndarray) -> DomainAssigner:
         """The same space and kind of assigner, re-estimated from given domains (e.g. a consensus):
         their means and, for the tied GMM, their proportions and pooled covariance.
         """
         x = self._project(embedding)
-        onehot = np.eye(len(self.means))[labels]
-        counts = onehot.sum(0)
-        means = (onehot.T @ x) / np.maximum(counts, 1)[:, None]
+        means, counts = _domain_means(x, labels, len(self.means))
         if self.covariance is None:
             return replace(self, means=means)
         residual = x - means[labels]
         covariance = residual.T @ residual / len(x) + 1e-6 * np.eye(x.shape[1])  # sklearn's reg_covar
-        return replace(self, means=means, covariance=covariance, weights=np.maximum(counts, 1) / len(x))
+        return replace(self, means=means, covariance=covariance, weights=counts / len(x))
 
     def _project(self, embedding: np.ndarray) -> np.ndarray:
         x = embedding.astype(np.float64)

@@ -70,8 +70,9 @@ class TSstcConfig:
     snapshots
         Cluster the fused embedding at this many epochs, evenly spaced over the second half of
         training and ending with the last, and give each spot its majority domain, the snapshots'
-        domains matched to the last one's (docs/benchmarks.md: steadier than any single epoch). 1
-        clusters the last epoch only (the paper).
+        domains matched to the last one's (docs/benchmarks.md: steadier than any single epoch). A
+        vote that would empty a domain is dropped for the last epoch's domains. 1 clusters the last
+        epoch only (the paper).
     lr, weight_decay
         Adam settings (paper: 1e-3 and 5e-4).
     batch_size

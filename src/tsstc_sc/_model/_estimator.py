@@ -314,9 +314,10 @@ class TSstc:
         with clock("clustering"):
             labels, self.assigner = self._cluster(fused, n_clusters)
             earlier = [self._cluster(z, n_clusters)[0] for z in snapshots.before(len(self.history.total))]
-            if earlier:  # named after the last epoch's domains; new data go to the consensus domains
-                labels = consensus([labels, *earlier], n_clusters)
-                self.assigner = self.assigner.refit(fused, labels)
+            if earlier:  # the vote keeps the last epoch's domain names; new data go to the voted domains
+                voted = consensus([labels, *earlier], n_clusters)
+                if len(np.unique(voted)) == n_clusters:  # a vote that empties a domain would break K
+                    labels, self.assigner = voted, self.assigner.refit(fused, voted)
         self.timings, self.peak_rss_gb = clock.seconds, clock.peak_rss_gb
         self._fit_outputs = {
             "latent": fused,
