@@ -1,0 +1,256 @@
+"""What to cluster, and when: save what the network holds at several epochs, then score clusterings offline.
+
+usage:
+  python benchmarks/representations.py dump OUT_DIR DATA.h5ad [...] --seeds 0 1 2 --at 10 15 20
+         [--param key=value ...] [--pca-init] [--jobs 2] [--threads 1]
+  python benchmarks/representations.py score OUT_DIR VARIANTS.json OUT.csv [--jobs 2]
+
+``dump`` trains once per (dataset, seed) as a whole process, with ``tl.tsstc``'s defaults unless
+``--param`` overrides them, and saves after each epoch in ``--at`` (0 = the untrained network):
+the fused embedding, every view's embedding, and the top 50 principal components of the decoder's
+denoised expression ``log1p(mu)`` (``mu`` is the ZINB mean at the median library size). Training is
+identical to ``tl.tsstc``'s (the snapshots draw no random numbers), so the fused embedding at 10, 15
+and 20 epochs is what the default snapshot consensus clusters. ``--pca-init`` starts every view's
+first layer from the top principal axes of the input instead of a random draw.
+
+``score`` clusters every saved run as each variant of VARIANTS.json says, with the packaged
+clusterer (tied GMM on PCA 20 unless ``pcs`` says otherwise, seeded by the run's seed) and vote
+(``consensus``), then the spatial majority vote on the smallest scale, as ``tl.tsstc`` does:
+  {"name": {"parts": [["fused", 20], ["fused", 15], ["fused", 10]],   # reference first
+            "pcs": 20, "n_init": 5, "l2": false, "restarts": 1, "mixture_seed": null}}
+A part is ``[what, epoch]``; ``what`` is ``fused``, ``denoised``, ``view0`` .. (spatial views, gene
+view last), ``gene`` (the gene view) or ``spatial_mean``. ``restarts`` > 1 votes over the parts of that many runs (seeds s,
+s+1, ... of the same dataset, cyclically). ``mixture_seed`` seeds the mixture with that number instead
+of the run's seed (training and mixture seeds apart). Labels (``obs['ground_truth']``) are used only to score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+
+def dump_one(path: str, seed: int, at: list[int], params: dict, out: str, *, pca_init: bool) -> None:
+    """Train once and save the network's representations after the epochs ``at`` (worker process)."""
+    import anndata as ad
+    import scipy.sparse as sp
+    import torch
+    from sklearn.decomposition import PCA
+
+    from tsstc_sc._model import _estimator
+
+    saved: dict[str, np.ndarray] = {}
+
+    class Taker:
+        """The epoch callback: representations after the chosen epochs, training left untouched."""
+
+        def __init__(self, module, inputs):
+            self.module, self.inputs = module, inputs
+
+        def before(self, last):  # the estimator's consensus gets nothing to vote over
+            return []
+
+        @torch.no_grad()
+        def take(self, done):
+            if done not in at:
+                return
+            module, data = self.module, self.inputs
+            module.eval()  # the decoder's BatchNorm uses its running statistics, as after training
+            views = module.encode(data.x, data.propagation, data.aggregation)
+            fused, _ = module.fusion(views)
+            denoised = torch.log1p(module.decoder(fused)[2]).numpy()
+            module.train()
+            saved[f"fused_{done}"] = fused.numpy()
+            for v, z in enumerate(views):
+                saved[f"view{v}_{done}"] = z.numpy()
+            pcs = min(50, denoised.shape[1] - 1)
+            saved[f"denoised_{done}"] = PCA(pcs, random_state=0).fit_transform(denoised).astype(np.float32)
+
+    class Dumper(_estimator.TSstc):
+        def _snapshot_taker(self, inputs, n_clusters):
+            if pca_init:
+                x = inputs.x.numpy()
+                n = min(self.config.hidden_dim, *x.shape)
+                axes = PCA(n, svd_solver="full").fit(x).components_  # same scale as the default draw
+                with torch.no_grad():
+                    for layer in self.module.first:
+                        layer.linear.weight.zero_()[:n] = torch.from_numpy(axes / np.sqrt(3)).float()
+            self._taker = Taker(self.module, inputs)
+            self._taker.take(0)
+            return self._taker
+
+        def _cluster(self, embedding, n_clusters):  # clustering is scored offline
+            return np.zeros(len(embedding), dtype=int), None
+
+    adata = ad.read_h5ad(path)
+    k = adata.obs["ground_truth"].nunique()
+    model = Dumper(k, random_state=seed, progress_bar=False, device="cpu", **params).fit(adata)
+    np.savez_compressed(
+        out,
+        truth=adata.obs["ground_truth"].astype(str).to_numpy(),
+        k=k,
+        loss=np.asarray(model.history.total),
+        **saved,
+    )
+    sp.save_npz(out.replace(".npz", "_adjacency.npz"), model._fit_outputs["spatial"][0].tocsr())
+
+
+def dump(args: argparse.Namespace) -> None:
+    params = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.param)}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    here = str(Path(__file__).resolve().parent)
+
+    def run(task):
+        path, seed = task
+        out = str(Path(args.out) / f"{Path(path).stem}__{seed}.npz")
+        code = (
+            f"import sys; sys.path.insert(0, {here!r}); import representations; "
+            f"representations.dump_one({path!r}, {seed}, {args.at!r}, {params!r}, {out!r}, pca_init={args.pca_init})"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+        print(out if proc.returncode == 0 else f"{out} FAILED\n{proc.stderr[-2000:]}", flush=True)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(run, itertools.product(args.data, args.seeds)))
+
+
+def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> np.ndarray:
+    n_views = sum(name.startswith("view") and name.endswith(f"_{epoch}") for name in run.files)
+    if what == "spatial_mean":
+        z = np.mean([run[f"view{v}_{epoch}"] for v in range(n_views - 1)], axis=0)
+    elif what == "gene":
+        z = run[f"view{n_views - 1}_{epoch}"]
+    else:
+        z = run[f"{what}_{epoch}"]
+    return z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12) if l2 else z
+
+
+def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dict) -> list[dict]:
+    """Every variant on the run of ``stem`` with ``seed`` (restarts: the next seeds' runs too)."""
+    import scipy.sparse as sp
+    from sklearn.metrics import adjusted_rand_score
+
+    from tsstc_sc import _clustering
+
+    def load(s):
+        return np.load(Path(folder) / f"{stem}__{s}.npz", allow_pickle=True)
+
+    run = load(seed)
+    adjacency = sp.load_npz(Path(folder) / f"{stem}__{seed}_adjacency.npz")
+    truth, k = run["truth"], int(run["k"])
+    known = truth != "nan"
+    rows = []
+    for name, v in variants.items():
+        position = seeds.index(seed)
+        others = [seeds[(position + i) % len(seeds)] for i in range(v.get("restarts", 1))]
+        mixture_seed = seed if v.get("mixture_seed") is None else v["mixture_seed"]
+        parts = []
+        for s in others:
+            r = run if s == seed else load(s)
+            for what, epoch in v["parts"]:
+                z = _features(r, what, epoch, l2=v.get("l2", False))
+                if v.get("n_init", 5) == 5:
+                    labels = _clustering.cluster(
+                        z, k, "gmm", random_state=mixture_seed, n_pcs=v.get("pcs", 20)
+                    )[0]
+                else:  # more starts of the mixture than the package uses
+                    from sklearn.decomposition import PCA
+                    from sklearn.mixture import GaussianMixture
+
+                    x = PCA(v.get("pcs", 20), svd_solver="full").fit_transform(z.astype(np.float64))
+                    mixture = GaussianMixture(
+                        k, covariance_type="tied", n_init=v["n_init"], random_state=mixture_seed
+                    )
+                    labels = mixture.fit_predict(x)
+                parts.append(labels)
+        voted = _clustering.consensus(parts, k) if len(parts) > 1 else parts[0]
+        if len(np.unique(voted)) < k:  # as the package: a vote that empties a domain is dropped
+            voted = parts[0]
+        labels = _clustering.spatial_majority_vote(voted, adjacency)
+        ari = adjusted_rand_score(truth[known], labels[known])
+        rows.append({"data": stem, "seed": seed, "variant": name, "ari": round(float(ari), 4)})
+    return rows
+
+
+def score(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    variants = json.loads(Path(args.variants).read_text())
+    runs = sorted(p for p in Path(args.folder).glob("*__*.npz") if not p.stem.endswith("_adjacency"))
+    by_data: dict[str, list[int]] = {}
+    for p in runs:
+        stem, seed = p.stem.rsplit("__", 1)
+        by_data.setdefault(stem, []).append(int(seed))
+    tasks = [
+        (args.folder, stem, sorted(seeds), seed, variants)
+        for stem, seeds in by_data.items()
+        for seed in seeds
+    ]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        rows = [row for result in pool.map(score_one, *zip(*tasks, strict=True)) for row in result]
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out, index=False)
+    print(markdown(table, list(variants)))
+
+
+#: Column order and names of the docs' tables.
+SHORT = {
+    "dlpfc_151673_5000genes": "151673",
+    "dlpfc_151674_5000genes": "151674",
+    "dlpfc_151510_500genes": "151510",
+    "osmfish_mouse_sscortex": "osmFISH",
+    "mouse_olfactory_bulb_st": "olfactory bulb",
+}
+
+
+def markdown(table, variants: list[str]) -> str:
+    """ARI mean (SD over runs) per variant and dataset, as a Markdown table."""
+    data = sorted(
+        table["data"].unique(), key=lambda d: (list(SHORT).index(d) if d in SHORT else len(SHORT), d)
+    )
+    header = [SHORT.get(d, d) for d in data]
+    lines = ["| variant | " + " | ".join(header) + " |", "|---" * (len(data) + 1) + "|"]
+    for name in variants:
+        cells = []
+        for d in data:
+            ari = table.loc[(table["variant"] == name) & (table["data"] == d), "ari"]
+            cells.append(f"{ari.mean():.3f} ({ari.std():.3f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("dump")
+    d.add_argument("out")
+    d.add_argument("data", nargs="+")
+    d.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    d.add_argument("--at", type=int, nargs="+", default=[10, 15, 20])
+    d.add_argument("--param", nargs="*", default=[], help="tl.tsstc keyword overrides, key=value")
+    d.add_argument("--pca-init", action="store_true")
+    d.add_argument("--jobs", type=int, default=2)
+    d.add_argument("--threads", type=int, default=1)
+    s = sub.add_parser("score")
+    s.add_argument("folder")
+    s.add_argument("variants")
+    s.add_argument("out")
+    s.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args()
+    dump(args) if args.command == "dump" else score(args)
+
+
+if __name__ == "__main__":
+    main()
