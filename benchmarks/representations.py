@@ -37,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from ablation_table import pivot  # benchmarks/ is the script's folder, hence on sys.path
 
 
 def dump_one(path: str, seed: int, at: list[int], params: dict, out: str, *, pca_init: bool) -> None:
@@ -202,33 +203,7 @@ def score(args: argparse.Namespace) -> None:
         rows = [row for result in pool.map(score_one, *zip(*tasks, strict=True)) for row in result]
     table = pd.DataFrame(rows)
     table.to_csv(args.out, index=False)
-    print(markdown(table, list(variants)))
-
-
-#: Column order and names of the docs' tables.
-SHORT = {
-    "dlpfc_151673_5000genes": "151673",
-    "dlpfc_151674_5000genes": "151674",
-    "dlpfc_151510_500genes": "151510",
-    "osmfish_mouse_sscortex": "osmFISH",
-    "mouse_olfactory_bulb_st": "olfactory bulb",
-}
-
-
-def markdown(table, variants: list[str]) -> str:
-    """ARI mean (SD over runs) per variant and dataset, as a Markdown table."""
-    data = sorted(
-        table["data"].unique(), key=lambda d: (list(SHORT).index(d) if d in SHORT else len(SHORT), d)
-    )
-    header = [SHORT.get(d, d) for d in data]
-    lines = ["| variant | " + " | ".join(header) + " |", "|---" * (len(data) + 1) + "|"]
-    for name in variants:
-        cells = []
-        for d in data:
-            ari = table.loc[(table["variant"] == name) & (table["data"] == d), "ari"]
-            cells.append(f"{ari.mean():.3f} ({ari.std():.3f})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    print("\n".join(pivot(table.assign(data=table["data"] + ".h5ad"), "variant", list(variants))))
 
 
 def main() -> None:
