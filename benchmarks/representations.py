@@ -17,11 +17,12 @@ first layer from the top principal axes of the input instead of a random draw.
 clusterer (tied GMM on PCA 20 unless ``pcs`` says otherwise, seeded by the run's seed) and vote
 (``consensus``), then the spatial majority vote on the smallest scale, as ``tl.tsstc`` does:
   {"name": {"parts": [["fused", 20], ["fused", 15], ["fused", 10]],   # reference first
-            "pcs": 20, "n_init": 5, "l2": false, "restarts": 1, "mixture_seed": null}}
+            "pcs": 20, "n_init": 5, "ward_init": false, "l2": false, "restarts": 1, "mixture_seed": null}}
 A part is ``[what, epoch]``; ``what`` is ``fused``, ``denoised``, ``view0`` .. (spatial views, gene
 view last), ``gene`` (the gene view) or ``spatial_mean``. ``restarts`` > 1 votes over the parts of that many runs (seeds s,
 s+1, ... of the same dataset, cyclically). ``mixture_seed`` seeds the mixture with that number instead
-of the run's seed (training and mixture seeds apart). Labels (``obs['ground_truth']``) are used only to score.
+of the run's seed (training and mixture seeds apart); ``ward_init`` starts the mixture once from Ward's
+agglomeration (as mclust starts EEE), so that no seed enters the clustering. Labels (``obs['ground_truth']``) are used only to score.
 """
 
 from __future__ import annotations
@@ -138,6 +139,41 @@ def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> 
     return z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12) if l2 else z
 
 
+def _mixture(z: np.ndarray, k: int, variant: dict, seed: int) -> np.ndarray:
+    """Domains of one part: the packaged clusterer, or a tied GMM with more starts or a Ward start."""
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    from tsstc_sc._clustering import cluster
+
+    pcs, n_init, ward = variant.get("pcs", 20), variant.get("n_init", 5), variant.get("ward_init", False)
+    if n_init == 5 and not ward:
+        return cluster(z, k, "gmm", random_state=seed, n_pcs=pcs)[0]
+    x = (
+        z.astype(np.float64)
+        if pcs is None
+        else PCA(pcs, svd_solver="full").fit_transform(z.astype(np.float64))
+    )
+    if not ward:  # more starts of the mixture than the package uses
+        return GaussianMixture(k, covariance_type="tied", n_init=n_init, random_state=seed).fit_predict(x)
+    # one start from Ward's agglomeration, as mclust starts EEE: no seed enters the domains
+    from sklearn.cluster import AgglomerativeClustering
+
+    start = AgglomerativeClustering(k, linkage="ward").fit_predict(x)
+    means = np.stack([x[start == i].mean(axis=0) for i in range(k)])
+    residual = x - means[start]
+    covariance = residual.T @ residual / len(x) + 1e-6 * np.eye(x.shape[1])
+    mixture = GaussianMixture(
+        k,
+        covariance_type="tied",
+        weights_init=np.bincount(start, minlength=k) / len(x),
+        means_init=means,
+        precisions_init=np.linalg.inv(covariance),  # all three given: the seeded start is overridden
+        random_state=seed,
+    )
+    return mixture.fit_predict(x)
+
+
 def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dict) -> list[dict]:
     """Every variant on the run of ``stem`` with ``seed`` (restarts: the next seeds' runs too)."""
     import scipy.sparse as sp
@@ -162,19 +198,7 @@ def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dic
             r = run if s == seed else load(s)
             for what, epoch in v["parts"]:
                 z = _features(r, what, epoch, l2=v.get("l2", False))
-                if v.get("n_init", 5) == 5:
-                    labels = _clustering.cluster(
-                        z, k, "gmm", random_state=mixture_seed, n_pcs=v.get("pcs", 20)
-                    )[0]
-                else:  # more starts of the mixture than the package uses
-                    from sklearn.decomposition import PCA
-                    from sklearn.mixture import GaussianMixture
-
-                    x = PCA(v.get("pcs", 20), svd_solver="full").fit_transform(z.astype(np.float64))
-                    mixture = GaussianMixture(
-                        k, covariance_type="tied", n_init=v["n_init"], random_state=mixture_seed
-                    )
-                    labels = mixture.fit_predict(x)
+                labels = _mixture(z, k, v, mixture_seed)
                 parts.append(labels)
         voted = _clustering.consensus(parts, k) if len(parts) > 1 else parts[0]
         if len(np.unique(voted)) < k:  # as the package: a vote that empties a domain is dropped
