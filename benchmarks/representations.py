@@ -82,9 +82,10 @@ def dump_one(path: str, seed: int, at: list[int], params: dict, out: str, *, pca
             if pca_init:
                 x = inputs.x.numpy()
                 n = min(self.config.hidden_dim, *x.shape)
-                axes = PCA(n, svd_solver="full").fit(x).components_  # same scale as the default draw
+                axes = PCA(n, svd_solver="full").fit(x).components_  # unit rows
                 with torch.no_grad():
                     for layer in self.module.first:
+                        # rows of norm 1/sqrt(3), the expected norm of the default draw's rows
                         layer.linear.weight.zero_()[:n] = torch.from_numpy(axes / np.sqrt(3)).float()
             self._taker = Taker(self.module, inputs)
             self._taker.take(0)
