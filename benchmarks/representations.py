@@ -145,7 +145,7 @@ def _mixture(z: np.ndarray, k: int, variant: dict, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture
 
-    from tsstc_sc._clustering import cluster
+    from tsstc_sc._clustering import DomainAssigner, cluster
 
     pcs, n_init, ward = variant.get("pcs", 20), variant.get("n_init", 5), variant.get("ward_init", False)
     if n_init == 5 and not ward:
@@ -161,15 +161,14 @@ def _mixture(z: np.ndarray, k: int, variant: dict, seed: int) -> np.ndarray:
     from sklearn.cluster import AgglomerativeClustering
 
     start = AgglomerativeClustering(k, linkage="ward").fit_predict(x)
-    means = np.stack([x[start == i].mean(axis=0) for i in range(k)])
-    residual = x - means[start]
-    covariance = residual.T @ residual / len(x) + 1e-6 * np.eye(x.shape[1])
+    # the start's means, proportions and pooled covariance, as the package re-estimates a mixture
+    fit = DomainAssigner(np.zeros((k, x.shape[1])), np.eye(x.shape[1]), np.full(k, 1 / k)).refit(x, start)
     mixture = GaussianMixture(
         k,
         covariance_type="tied",
-        weights_init=np.bincount(start, minlength=k) / len(x),
-        means_init=means,
-        precisions_init=np.linalg.inv(covariance),  # all three given: the seeded start is overridden
+        weights_init=fit.weights,
+        means_init=fit.means,
+        precisions_init=np.linalg.inv(fit.covariance),  # all three given: the seeded start is overridden
         random_state=seed,
     )
     return mixture.fit_predict(x)
@@ -190,8 +189,8 @@ def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dic
     truth, k = run["truth"], int(run["k"])
     known = truth != "nan"
     rows = []
+    position = seeds.index(seed)
     for name, v in variants.items():
-        position = seeds.index(seed)
         others = [seeds[(position + i) % len(seeds)] for i in range(v.get("restarts", 1))]
         mixture_seed = seed if v.get("mixture_seed") is None else v["mixture_seed"]
         parts = []
@@ -201,10 +200,8 @@ def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dic
                 z = _features(r, what, epoch, l2=v.get("l2", False))
                 labels = _mixture(z, k, v, mixture_seed)
                 parts.append(labels)
-        voted = _clustering.consensus(parts, k) if len(parts) > 1 else parts[0]
-        if len(np.unique(voted)) < k:  # as the package: a vote that empties a domain is dropped
-            voted = parts[0]
-        labels = _clustering.spatial_majority_vote(voted, adjacency)
+        voted = _clustering.consensus_keeping_k(parts, k)  # None: the vote would empty a domain
+        labels = _clustering.spatial_majority_vote(parts[0] if voted is None else voted, adjacency)
         ari = adjusted_rand_score(truth[known], labels[known])
         rows.append({"data": stem, "seed": seed, "variant": name, "ari": round(float(ari), 4)})
     return rows

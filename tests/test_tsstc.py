@@ -229,10 +229,10 @@ def test_new_data_go_to_the_consensus_domains(tissue):
 
 
 def test_a_vote_that_empties_a_domain_keeps_the_last_epochs_domains(tissue, monkeypatch):
-    import tsstc_sc._model._estimator as estimator
+    import tsstc_sc._clustering as clustering
 
     last = tsstc_sc.tl.TSstc(4, epochs=4, snapshots=1, progress_bar=False).fit(tissue).predict()
-    monkeypatch.setattr(estimator, "consensus", lambda runs, k: np.minimum(runs[0], k - 2))  # drops a domain
+    monkeypatch.setattr(clustering, "consensus", lambda runs, k: np.minimum(runs[0], k - 2))  # drops a domain
     voted = tsstc_sc.tl.TSstc(4, epochs=4, progress_bar=False).fit(tissue).predict()
     np.testing.assert_array_equal(voted, last)
 

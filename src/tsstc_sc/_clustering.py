@@ -232,3 +232,9 @@ def consensus(runs: list[np.ndarray], n_clusters: int) -> np.ndarray:
         votes[rows, labels] += 1
     votes[rows, reference] += 0.5
     return votes.argmax(axis=1)
+
+
+def consensus_keeping_k(runs: list[np.ndarray], n_clusters: int) -> np.ndarray | None:
+    """:func:`consensus`, or ``None`` when the vote would empty a domain (``n_clusters`` stays exact)."""
+    voted = consensus(runs, n_clusters)
+    return voted if len(np.unique(voted)) == n_clusters else None

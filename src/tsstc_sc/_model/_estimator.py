@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from .. import _logging as logg
-from .._clustering import ClusterMethod, DomainAssigner, cluster, consensus
+from .._clustering import ClusterMethod, DomainAssigner, cluster, consensus_keeping_k
 from .._config import Preset, TSstcConfig
 from .._gene_graph import gene_knn_graph
 from .._preprocessing import Expression, preprocess, transform
@@ -314,10 +314,10 @@ class TSstc:
         with clock("clustering"):
             labels, self.assigner = self._cluster(fused, n_clusters)
             earlier = [self._cluster(z, n_clusters)[0] for z in snapshots.before(len(self.history.total))]
-            if earlier:  # the vote keeps the last epoch's domain names; new data go to the voted domains
-                voted = consensus([labels, *earlier], n_clusters)
-                if len(np.unique(voted)) == n_clusters:  # a vote that empties a domain would break K
-                    labels, self.assigner = voted, self.assigner.refit(fused, voted)
+            # the vote keeps the last epoch's domain names; new data go to the voted domains
+            voted = consensus_keeping_k([labels, *earlier], n_clusters) if earlier else None
+            if voted is not None:
+                labels, self.assigner = voted, self.assigner.refit(fused, voted)
         self.timings, self.peak_rss_gb = clock.seconds, clock.peak_rss_gb
         self._fit_outputs = {
             "latent": fused,
