@@ -146,11 +146,12 @@ def kept_positives(views):
     return z_spa, n, edges, keep, pos
 
 
-def test_regularization_with_all_negatives_equals_dense_formula(views):
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_regularization_with_all_negatives_equals_dense_formula(views, temperature):
     z_spa, n, edges, keep, pos = kept_positives(views)
     neg = ~pos & ~np.eye(n, dtype=bool)
     ns, nd = np.nonzero(neg)
-    p = torch.sigmoid(cosine_matrix(z_spa, z_spa)).numpy()
+    p = torch.sigmoid(cosine_matrix(z_spa, z_spa) / temperature).numpy()
     log_pos, log_neg = np.log(p[pos]), np.log(1 - p[neg])
     for norm, expected in [
         ("balanced", -log_pos.mean() - log_neg.mean()),
@@ -162,6 +163,7 @@ def test_regularization_with_all_negatives_equals_dense_formula(views):
             (torch.from_numpy(ns), torch.from_numpy(nd), torch.ones(len(ns))),
             n_negative_pairs=float(neg.sum()),
             normalization=norm,
+            temperature=temperature,
         )
         np.testing.assert_allclose(got.item(), expected, rtol=1e-5)
 

@@ -254,6 +254,7 @@ def test_refit_assigner_recovers_the_domains_it_is_given():
         ({"n_clusters": 1}, ValueError, "between 2"),
         ({"n_clusters": 2.5}, TypeError, "integer"),
         ({"n_clusters": 4, "epochs": 0}, ValueError, "epochs"),
+        ({"n_clusters": 4, "lr_temperature": 0}, ValueError, "lr_temperature"),
         ({"n_clusters": 4, "not_a_param": 1}, TypeError, "Unknown TSstc parameter"),
         ({"n_clusters": 4, "layer": "counts"}, KeyError, "layer"),
         ({"n_clusters": 4, "device": "cuda:7"}, ValueError, "device"),

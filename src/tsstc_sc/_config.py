@@ -54,6 +54,9 @@ class TSstcConfig:
         Negative pairs sampled per spot, per view and epoch for ``L_R``.
     lr_normalization
         ``"balanced"``: mean over positives + mean over negatives; ``"scaffold"``: both sums / N^2.
+    lr_temperature
+        Pair probability ``sigmoid(cos / lr_temperature)`` in ``L_R`` (paper: 1). Sharper (0.5) made
+        the domains degrade sooner in training, softer (2) changed little (docs/benchmarks.md).
     zinb_target
         What the ZINB decoder reconstructs: ``"counts"`` the raw counts of the selected genes with
         the mean scaled by each spot's library size over the median (default: a count model on
@@ -108,6 +111,7 @@ class TSstcConfig:
     refine_value: float | None = None
     n_negatives: int = 32
     lr_normalization: Literal["balanced", "scaffold"] = "balanced"
+    lr_temperature: float = 1.0
     zinb_target: Literal["input", "counts"] = "counts"
     zinb_batch_size: int | None = 1024
     epochs: int = 20
@@ -127,6 +131,7 @@ class TSstcConfig:
             "alpha": self.alpha >= 0,
             "lambda_r": self.lambda_r >= 0,
             "n_negatives": self.n_negatives >= 1,
+            "lr_temperature": self.lr_temperature > 0,
             "epochs": self.epochs >= 1,
             "snapshots": self.snapshots >= 1,
             "lr": self.lr > 0,

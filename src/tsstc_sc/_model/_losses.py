@@ -83,8 +83,8 @@ def sample_negatives(
     return src, (src + offset) % n_obs  # never the spot itself
 
 
-def _pair_logits(z: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-    return pair_dot(F.normalize(z, dim=1), src, dst)  # cosine similarity of each pair
+def _pair_logits(z: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, temperature: float) -> torch.Tensor:
+    return pair_dot(F.normalize(z, dim=1), src, dst) / temperature  # cosine of each pair, scaled
 
 
 def spatial_regularization(
@@ -94,6 +94,7 @@ def spatial_regularization(
     *,
     n_negative_pairs: float,
     normalization: Normalization,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """``L_R`` of one view from kept positive pairs and weighted negative pairs.
 
@@ -101,12 +102,13 @@ def spatial_regularization(
     draw stands for (0 for a draw that hit a positive), so the weighted sum is an unbiased estimate
     of the sum over every non-neighbour. ``n_negative_pairs`` is that total count.
     ``"balanced"``: mean over positives + mean over negatives. ``"scaffold"``: both sums over N^2.
+    ``temperature`` divides the cosines (1 = the paper).
     """
     pos_src, pos_dst = positives
     neg_src, neg_dst, neg_weight = negatives
-    # p_ij = sigmoid(cos); -log p = softplus(-cos), -log(1 - p) = softplus(cos)
-    attract = F.softplus(-_pair_logits(z_spatial, pos_src, pos_dst)).sum()
-    repel = (neg_weight * F.softplus(_pair_logits(z_spatial, neg_src, neg_dst))).sum()
+    # p_ij = sigmoid(cos / T); -log p = softplus(-cos / T), -log(1 - p) = softplus(cos / T)
+    attract = F.softplus(-_pair_logits(z_spatial, pos_src, pos_dst, temperature)).sum()
+    repel = (neg_weight * F.softplus(_pair_logits(z_spatial, neg_src, neg_dst, temperature))).sum()
     if normalization == "balanced":
         return attract / max(len(pos_src), 1) + repel / max(n_negative_pairs, 1.0)
     if normalization == "scaffold":

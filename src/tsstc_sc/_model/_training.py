@@ -245,6 +245,7 @@ def regularization_losses(
                 (neg_src, neg_dst, weight),
                 n_negative_pairs=n_pairs,
                 normalization=config.lr_normalization,
+                temperature=config.lr_temperature,
             )
         )
         kept.append(float(keep.float().mean()) if keep.numel() else 0.0)
