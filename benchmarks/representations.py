@@ -17,11 +17,15 @@ first layer from the top principal axes of the input instead of a random draw.
 clusterer (tied GMM on PCA 20 unless ``pcs`` says otherwise, seeded by the run's seed) and vote
 (``consensus``), then the spatial majority vote on the smallest scale, as ``tl.tsstc`` does:
   {"name": {"parts": [["fused", 20], ["fused", 15], ["fused", 10]],   # reference first
-            "pcs": 20, "n_init": 5, "ward_init": false, "l2": false, "restarts": 1, "mixture_seed": null}}
+            "pcs": 20, "n_init": 5, "ward_init": false, "l2": false, "restarts": 1, "mixture_seed": null,
+            "mixture_votes": 1, "pick": null}}
 A part is ``[what, epoch]``; ``what`` is ``fused``, ``denoised``, ``view0`` .. (spatial views, gene
 view last), ``gene`` (the gene view) or ``spatial_mean``. ``restarts`` > 1 votes over the parts of that many runs (seeds s,
 s+1, ... of the same dataset, cyclically). ``mixture_seed`` seeds the mixture with that number instead
-of the run's seed (training and mixture seeds apart); ``ward_init`` starts the mixture once from Ward's
+of the run's seed (training and mixture seeds apart); ``mixture_votes`` clusters every part with
+that many mixture seeds (the run's seed, +1, ...) and votes over all of them. ``pick`` replaces the
+vote by a label-free choice of one partition: ``"medoid"`` (highest summed ARI to the others) or
+``"stable_epoch"`` (the part whose ``mixture_votes`` fits agree most); ``ward_init`` starts the mixture once from Ward's
 agglomeration (as mclust starts EEE), so that no seed enters the clustering. Labels (``obs['ground_truth']``) are used only to score.
 """
 
@@ -174,6 +178,17 @@ def _mixture(z: np.ndarray, k: int, variant: dict, seed: int) -> np.ndarray:
     return mixture.fit_predict(x)
 
 
+def _groups(parts: list[np.ndarray], size: int) -> list[list[np.ndarray]]:
+    return [parts[i : i + size] for i in range(0, len(parts), size)]
+
+
+def _agreement(fits: list[np.ndarray]) -> float:
+    """Mean ARI between every two mixture fits of one part: a label-free stability score."""
+    from sklearn.metrics import adjusted_rand_score
+
+    return float(np.mean([adjusted_rand_score(a, b) for a, b in itertools.combinations(fits, 2)]))
+
+
 def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dict) -> list[dict]:
     """Every variant on the run of ``stem`` with ``seed`` (restarts: the next seeds' runs too)."""
     import scipy.sparse as sp
@@ -193,13 +208,17 @@ def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dic
     for name, v in variants.items():
         others = [seeds[(position + i) % len(seeds)] for i in range(v.get("restarts", 1))]
         mixture_seed = seed if v.get("mixture_seed") is None else v["mixture_seed"]
+        mixture_seeds = [mixture_seed + i for i in range(v.get("mixture_votes", 1))]
         parts = []
         for s in others:
             r = run if s == seed else load(s)
             for what, epoch in v["parts"]:
                 z = _features(r, what, epoch, l2=v.get("l2", False))
-                labels = _mixture(z, k, v, mixture_seed)
-                parts.append(labels)
+                parts += [_mixture(z, k, v, m) for m in mixture_seeds]
+        if v.get("pick") == "stable_epoch":  # the part whose mixture seeds agree most, first seed's fit
+            parts = [max(_groups(parts, len(mixture_seeds)), key=_agreement)[0]]
+        elif v.get("pick") == "medoid":  # the partition closest to all others
+            parts = [max(parts, key=lambda p: sum(adjusted_rand_score(p, q) for q in parts))]
         voted = _clustering.consensus_keeping_k(parts, k)  # None: the vote would empty a domain
         labels = _clustering.spatial_majority_vote(parts[0] if voted is None else voted, adjacency)
         ari = adjusted_rand_score(truth[known], labels[known])
