@@ -94,7 +94,7 @@ def spatial_regularization(
     *,
     n_negative_pairs: float,
     normalization: Normalization,
-    temperature: float = 1.0,
+    temperature: float,
 ) -> torch.Tensor:
     """``L_R`` of one view from kept positive pairs and weighted negative pairs.
 
