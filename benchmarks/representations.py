@@ -18,7 +18,7 @@ clusterer (tied GMM on PCA 20 unless ``pcs`` says otherwise, seeded by the run's
 (``consensus``), then the spatial majority vote on the smallest scale, as ``tl.tsstc`` does:
   {"name": {"parts": [["fused", 20], ["fused", 15], ["fused", 10]],   # reference first
             "pcs": 20, "n_init": 5, "ward_init": false, "l2": false, "restarts": 1, "mixture_seed": null,
-            "mixture_votes": 1, "pick": null}}
+            "mixture_votes": 1, "pick": null, "covariance": "tied"}}
 A part is ``[what, epoch]``; ``what`` is ``fused``, ``denoised``, ``view0`` .. (spatial views, gene
 view last), ``gene`` (the gene view) or ``spatial_mean``. ``restarts`` > 1 votes over the parts of that many runs (seeds s,
 s+1, ... of the same dataset, cyclically). ``mixture_seed`` seeds the mixture with that number instead
@@ -26,7 +26,9 @@ of the run's seed (training and mixture seeds apart); ``mixture_votes`` clusters
 that many mixture seeds (the run's seed, +1, ...) and votes over all of them. ``pick`` replaces the
 vote by a label-free choice of one partition: ``"medoid"`` (highest summed ARI to the others) or
 ``"stable_epoch"`` (the part whose ``mixture_votes`` fits agree most); ``ward_init`` starts the mixture once from Ward's
-agglomeration (as mclust starts EEE), so that no seed enters the clustering. Labels (``obs['ground_truth']``) are used only to score.
+agglomeration (as mclust starts EEE), so that no seed enters the clustering; ``covariance``
+``"full"`` or ``"diag"`` fits the mixture with one covariance per domain instead of the shared one.
+Labels (``obs['ground_truth']``) are used only to score.
 """
 
 from __future__ import annotations
@@ -145,22 +147,23 @@ def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> 
 
 
 def _mixture(z: np.ndarray, k: int, variant: dict, seed: int) -> np.ndarray:
-    """Domains of one part: the packaged clusterer, or a tied GMM with more starts or a Ward start."""
+    """Domains of one part: the packaged clusterer, or a GMM with more starts, a Ward start or another covariance."""
     from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture
 
     from tsstc_sc._clustering import DomainAssigner, cluster
 
     pcs, n_init, ward = variant.get("pcs", 20), variant.get("n_init", 5), variant.get("ward_init", False)
-    if n_init == 5 and not ward:
+    covariance = variant.get("covariance", "tied")
+    if n_init == 5 and not ward and covariance == "tied":
         return cluster(z, k, "gmm", random_state=seed, n_pcs=pcs)[0]
     x = (
         z.astype(np.float64)
         if pcs is None
         else PCA(pcs, svd_solver="full").fit_transform(z.astype(np.float64))
     )
-    if not ward:  # more starts of the mixture than the package uses
-        return GaussianMixture(k, covariance_type="tied", n_init=n_init, random_state=seed).fit_predict(x)
+    if not ward:  # more starts, or another covariance, than the package uses
+        return GaussianMixture(k, covariance_type=covariance, n_init=n_init, random_state=seed).fit_predict(x)
     # one start from Ward's agglomeration, as mclust starts EEE: no seed enters the domains
     from sklearn.cluster import AgglomerativeClustering
 
