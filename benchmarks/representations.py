@@ -3,7 +3,7 @@
 usage:
   python benchmarks/representations.py dump OUT_DIR DATA.h5ad [...] --seeds 0 1 2 --at 10 15 20
          [--param key=value ...] [--pca-init] [--jobs 2] [--threads 1]
-  python benchmarks/representations.py score OUT_DIR VARIANTS.json OUT.csv [--jobs 2]
+  python benchmarks/representations.py score OUT_DIR VARIANTS.json OUT.csv [--jobs 2] [--data-dir DIR]
 
 ``dump`` trains once per (dataset, seed) as a whole process, with ``tl.tsstc``'s defaults unless
 ``--param`` overrides them, and saves after each epoch in ``--at`` (0 = the untrained network):
@@ -18,14 +18,17 @@ clusterer (tied GMM on PCA 20 unless ``pcs`` says otherwise, seeded by the run's
 (``consensus``), then the spatial majority vote on the smallest scale, as ``tl.tsstc`` does:
   {"name": {"parts": [["fused", 20], ["fused", 15], ["fused", 10]],   # reference first
             "pcs": 20, "n_init": 5, "ward_init": false, "l2": false, "restarts": 1, "mixture_seed": null,
-            "mixture_votes": 1, "pick": null, "covariance": "tied"}}
+            "mixture_votes": 1, "pick": null, "covariance": "tied", "vote_neighbors": null}}
 A part is ``[what, epoch]``; ``what`` is ``fused``, ``denoised``, ``view0`` .. (spatial views, gene
 view last), ``gene`` (the gene view) or ``spatial_mean``. ``restarts`` > 1 votes over the parts of that many runs (seeds s,
 s+1, ... of the same dataset, cyclically). ``mixture_seed`` seeds the mixture with that number instead
 of the run's seed (training and mixture seeds apart); ``mixture_votes`` clusters every part with
 that many mixture seeds (the run's seed, +1, ...) and votes over all of them. ``pick`` replaces the
-vote by a label-free choice of one partition: ``"medoid"`` (highest summed ARI to the others) or
-``"stable_epoch"`` (the part whose ``mixture_votes`` fits agree most); ``ward_init`` starts the mixture once from Ward's
+vote by a label-free choice of one partition: ``"medoid"`` (highest summed ARI to the others),
+``"stable_epoch"`` (the part whose ``mixture_votes`` fits agree most) or ``"coherent"`` (the part
+whose domains agree most across the smallest scale's edges); ``vote_neighbors`` k runs the spatial
+vote over each spot and its k nearest spots (coordinates from ``--data-dir``) instead of the
+smallest scale; ``ward_init`` starts the mixture once from Ward's
 agglomeration (as mclust starts EEE), so that no seed enters the clustering; ``covariance``
 ``"full"`` or ``"diag"`` fits the mixture with one covariance per domain instead of the shared one.
 Labels (``obs['ground_truth']``) are used only to score.
@@ -192,7 +195,28 @@ def _agreement(fits: list[np.ndarray]) -> float:
     return float(np.mean([adjusted_rand_score(a, b) for a, b in itertools.combinations(fits, 2)]))
 
 
-def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dict) -> list[dict]:
+def _coherence(labels: np.ndarray, adjacency) -> float:
+    """Fraction of spatial edges (self-loops aside) whose two spots share a domain: label-free."""
+    edges = adjacency.tocoo()
+    off = edges.row != edges.col
+    return float(np.mean(labels[edges.row[off]] == labels[edges.col[off]]))
+
+
+def _nearest_spots(path: Path, k: int):
+    """Each spot and its ``k`` nearest spots (by ``obsm['spatial']``) as a sparse adjacency."""
+    import anndata as ad
+    import scipy.sparse as sp
+    from sklearn.neighbors import NearestNeighbors
+
+    xy = np.asarray(ad.read_h5ad(path, backed="r").obsm["spatial"], dtype=np.float64)[:, :2]
+    _, index = NearestNeighbors(n_neighbors=k + 1).fit(xy).kneighbors(xy)  # the spot itself first
+    rows = np.repeat(np.arange(len(xy)), k + 1)
+    return sp.csr_matrix((np.ones(index.size), (rows, index.ravel())), shape=(len(xy), len(xy)))
+
+
+def score_one(
+    folder: str, stem: str, seeds: list[int], seed: int, variants: dict, data_dir: str
+) -> list[dict]:
     """Every variant on the run of ``stem`` with ``seed`` (restarts: the next seeds' runs too)."""
     import scipy.sparse as sp
     from sklearn.metrics import adjusted_rand_score
@@ -220,10 +244,14 @@ def score_one(folder: str, stem: str, seeds: list[int], seed: int, variants: dic
                 parts += [_mixture(z, k, v, m) for m in mixture_seeds]
         if v.get("pick") == "stable_epoch":  # the part whose mixture seeds agree most, first seed's fit
             parts = [max(_groups(parts, len(mixture_seeds)), key=_agreement)[0]]
+        elif v.get("pick") == "coherent":  # the most spatially coherent partition
+            parts = [max(parts, key=lambda p: _coherence(p, adjacency))]
         elif v.get("pick") == "medoid":  # the partition closest to all others
             parts = [max(parts, key=lambda p: sum(adjusted_rand_score(p, q) for q in parts))]
         voted = _clustering.consensus_keeping_k(parts, k)  # None: the vote would empty a domain
-        labels = _clustering.spatial_majority_vote(parts[0] if voted is None else voted, adjacency)
+        k_near = v.get("vote_neighbors")
+        around = adjacency if k_near is None else _nearest_spots(Path(data_dir) / f"{stem}.h5ad", k_near)
+        labels = _clustering.spatial_majority_vote(parts[0] if voted is None else voted, around)
         ari = adjusted_rand_score(truth[known], labels[known])
         rows.append({"data": stem, "seed": seed, "variant": name, "ari": round(float(ari), 4)})
     return rows
@@ -239,7 +267,7 @@ def score(args: argparse.Namespace) -> None:
         stem, seed = p.stem.rsplit("__", 1)
         by_data.setdefault(stem, []).append(int(seed))
     tasks = [
-        (args.folder, stem, sorted(seeds), seed, variants)
+        (args.folder, stem, sorted(seeds), seed, variants, args.data_dir)
         for stem, seeds in by_data.items()
         for seed in seeds
     ]
@@ -267,6 +295,7 @@ def main() -> None:
     s.add_argument("variants")
     s.add_argument("out")
     s.add_argument("--jobs", type=int, default=2)
+    s.add_argument("--data-dir", default="../shared/data", help="the .h5ad files (for vote_neighbors)")
     args = p.parse_args()
     dump(args) if args.command == "dump" else score(args)
 
