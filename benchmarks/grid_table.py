@@ -24,7 +24,7 @@ def paired_changes(runs: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     baseline = pd.read_json(sys.argv[1], lines=True)
     runs = pd.concat([pd.read_json(path, lines=True) for path in sys.argv[2:]], ignore_index=True)
-    runs = runs[runs["ari"].notna()] if "ari" in runs else runs
+    runs = runs.dropna(subset=["ari"])  # failed runs have no ARI
     order = list(dict.fromkeys(runs["config"]))
     baseline = baseline[baseline["seed"].isin(set(runs["seed"]))]
     name = baseline["config"].iloc[0]

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import itertools
 import json
 import os
@@ -138,6 +139,10 @@ def dump(args: argparse.Namespace) -> None:
         list(pool.map(run, itertools.product(args.data, args.seeds)))
 
 
+#: How a part is clustered, and each setting's value when a variant does not give it.
+CLUSTERING_DEFAULTS = {"l2": False, "pcs": 20, "n_init": 5, "ward_init": False, "covariance": "tied"}
+
+
 def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> np.ndarray:
     n_views = sum(name.startswith("view") and name.endswith(f"_{epoch}") for name in run.files)
     if what == "spatial_mean":
@@ -156,8 +161,8 @@ def _mixture(z: np.ndarray, k: int, variant: dict, seed: int) -> np.ndarray:
 
     from tsstc_sc._clustering import DomainAssigner, cluster
 
-    pcs, n_init, ward = variant.get("pcs", 20), variant.get("n_init", 5), variant.get("ward_init", False)
-    covariance = variant.get("covariance", "tied")
+    settings = {**CLUSTERING_DEFAULTS, **variant}
+    pcs, n_init, ward, covariance = (settings[key] for key in ("pcs", "n_init", "ward_init", "covariance"))
     if n_init == 5 and not ward and covariance == "tied":
         return cluster(z, k, "gmm", random_state=seed, n_pcs=pcs)[0]
     x = (
@@ -202,6 +207,7 @@ def _coherence(labels: np.ndarray, adjacency) -> float:
     return float(np.mean(labels[edges.row[off]] == labels[edges.col[off]]))
 
 
+@functools.lru_cache(maxsize=8)  # one read per dataset and k in each worker, not one per variant and run
 def _nearest_spots(path: Path, k: int):
     """Each spot and its ``k`` nearest spots (by ``obsm['spatial']``) as a sparse adjacency."""
     import anndata as ad
@@ -223,8 +229,18 @@ def score_one(
 
     from tsstc_sc import _clustering
 
+    @functools.cache
     def load(s):
         return np.load(Path(folder) / f"{stem}__{s}.npz", allow_pickle=True)
+
+    fits: dict[tuple, np.ndarray] = {}  # variants that share a part's clustering reuse its fit
+
+    def fit(s: int, what: str, epoch: int, v: dict, m: int) -> np.ndarray:
+        key = (s, what, epoch, m, *(v.get(name, default) for name, default in CLUSTERING_DEFAULTS.items()))
+        if key not in fits:
+            z = _features(load(s), what, epoch, l2=v.get("l2", CLUSTERING_DEFAULTS["l2"]))
+            fits[key] = _mixture(z, k, v, m)
+        return fits[key]
 
     run = load(seed)
     adjacency = sp.load_npz(Path(folder) / f"{stem}__{seed}_adjacency.npz")
@@ -236,12 +252,9 @@ def score_one(
         others = [seeds[(position + i) % len(seeds)] for i in range(v.get("restarts", 1))]
         mixture_seed = seed if v.get("mixture_seed") is None else v["mixture_seed"]
         mixture_seeds = [mixture_seed + i for i in range(v.get("mixture_votes", 1))]
-        parts = []
-        for s in others:
-            r = run if s == seed else load(s)
-            for what, epoch in v["parts"]:
-                z = _features(r, what, epoch, l2=v.get("l2", False))
-                parts += [_mixture(z, k, v, m) for m in mixture_seeds]
+        parts = [
+            fit(s, what, epoch, v, m) for s in others for what, epoch in v["parts"] for m in mixture_seeds
+        ]
         if v.get("pick") == "stable_epoch":  # the part whose mixture seeds agree most, first seed's fit
             parts = [max(_groups(parts, len(mixture_seeds)), key=_agreement)[0]]
         elif v.get("pick") == "coherent":  # the most spatially coherent partition
