@@ -18,7 +18,8 @@ clusterer (tied GMM on PCA 20 unless ``pcs`` says otherwise, seeded by the run's
 (``consensus``), then the spatial majority vote on the smallest scale, as ``tl.tsstc`` does:
   {"name": {"parts": [["fused", 20], ["fused", 15], ["fused", 10]],   # reference first
             "pcs": 20, "n_init": 5, "ward_init": false, "l2": false, "restarts": 1, "mixture_seed": null,
-            "mixture_votes": 1, "pick": null, "covariance": "tied", "vote_neighbors": null}}
+            "mixture_votes": 1, "pick": null, "covariance": "tied", "vote_neighbors": null,
+            "extra_components": 0}}
 A part is ``[what, epoch]``; ``what`` is ``fused``, ``denoised``, ``view0`` .. (spatial views, gene
 view last), ``gene`` (the gene view) or ``spatial_mean``. ``restarts`` > 1 votes over the parts of that many runs (seeds s,
 s+1, ... of the same dataset, cyclically). ``mixture_seed`` seeds the mixture with that number instead
@@ -30,7 +31,9 @@ whose domains agree most across the smallest scale's edges); ``vote_neighbors`` 
 vote over each spot and its k nearest spots (coordinates from ``--data-dir``) instead of the
 smallest scale; ``ward_init`` starts the mixture once from Ward's
 agglomeration (as mclust starts EEE), so that no seed enters the clustering; ``covariance``
-``"full"`` or ``"diag"`` fits the mixture with one covariance per domain instead of the shared one.
+``"full"`` or ``"diag"`` fits the mixture with one covariance per domain instead of the shared one;
+``extra_components`` m fits K + m components and joins the nearest centroids back to K (as
+``tl.tsstc(extra_components=m)``; 0 here unless given, the clusterer of the earlier rows).
 Labels (``obs['ground_truth']``) are used only to score.
 """
 
@@ -140,7 +143,14 @@ def dump(args: argparse.Namespace) -> None:
 
 
 #: How a part is clustered, and each setting's value when a variant does not give it.
-CLUSTERING_DEFAULTS = {"l2": False, "pcs": 20, "n_init": 5, "ward_init": False, "covariance": "tied"}
+CLUSTERING_DEFAULTS = {
+    "l2": False,
+    "pcs": 20,
+    "n_init": 5,
+    "ward_init": False,
+    "covariance": "tied",
+    "extra_components": 0,  # the mixture of the rows before 2026-11-26's over-clustering; tl.tsstc: 1
+}
 
 
 def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> np.ndarray:
@@ -162,9 +172,14 @@ def _mixture(z: np.ndarray, k: int, variant: dict, seed: int) -> np.ndarray:
     from tsstc_sc._clustering import DomainAssigner, cluster
 
     settings = {**CLUSTERING_DEFAULTS, **variant}
-    pcs, n_init, ward, covariance = (settings[key] for key in ("pcs", "n_init", "ward_init", "covariance"))
+    pcs, n_init, ward, covariance, extra = (
+        settings[key] for key in ("pcs", "n_init", "ward_init", "covariance", "extra_components")
+    )
     if n_init == 5 and not ward and covariance == "tied":
-        return cluster(z, k, "gmm", random_state=seed, n_pcs=pcs)[0]
+        return cluster(z, k, "gmm", random_state=seed, n_pcs=pcs, extra_components=extra)[0]
+    if extra:
+        msg = "extra_components goes with the packaged mixture only (n_init 5, no Ward start, tied)"
+        raise ValueError(msg)
     x = (
         z.astype(np.float64)
         if pcs is None

@@ -40,7 +40,9 @@ def test_outputs_keys_and_dtypes(fitted, tissue):
     assert (
         params["device"] == "cpu" and params["n_clusters"] == 4 and params["version"] == tsstc_sc.__version__
     )
-    assert params["alpha"] == 10 and params["epochs_run"] == FAST["epochs"]
+    assert (
+        params["alpha"] == 10 and params["epochs_run"] == FAST["epochs"] and params["extra_components"] == 1
+    )
     loss = fitted.uns[key]["loss"]
     assert loss["total"].shape == (15,) and loss["regularization"].shape == (15, 4)
     assert loss["total"][-1] < loss["total"][0]
@@ -158,7 +160,9 @@ def test_snapshot_consensus_votes_over_the_domains_of_shorter_trainings(tissue):
     domains = {}
     for epochs in (4, 3, 2):
         out = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, epochs=epochs, **short)
-        domains[epochs] = cluster(out.obsm["X_tsstc"], 4, "gmm", random_state=0, n_pcs=20)[0]
+        domains[epochs] = cluster(
+            out.obsm["X_tsstc"], 4, "gmm", random_state=0, n_pcs=20, extra_components=1
+        )[0]
         np.testing.assert_array_equal(out.obs["tsstc"].cat.codes, domains[epochs])
     voted = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, epochs=4, **{**short, "snapshots": 3})
     expected = consensus([domains[4], domains[3], domains[2]], 4)
@@ -209,11 +213,12 @@ def test_reuses_scales_from_pp_and_chains_into_scanpy(tissue):
 
 
 def test_estimator_save_load_predicts_identically(tissue, tmp_path):
-    model = tsstc_sc.tl.TSstc(4, epochs=5, snapshots=1, progress_bar=False).fit(tissue)
+    model = tsstc_sc.tl.TSstc(4, epochs=5, snapshots=1, extra_components=2, progress_bar=False).fit(tissue)
     model.save(tmp_path / "m")
     with pytest.raises(FileExistsError):
         model.save(tmp_path / "m")
     loaded = tsstc_sc.tl.TSstc.load(tmp_path / "m", device="cpu")
+    assert loaded.extra_components == 2
     np.testing.assert_allclose(loaded.latent(tissue), model.latent(tissue), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(loaded.predict(tissue), model.predict(tissue))
     np.testing.assert_array_equal(model.predict(tissue), model.predict())
@@ -235,6 +240,35 @@ def test_a_vote_that_empties_a_domain_keeps_the_last_epochs_domains(tissue, monk
     monkeypatch.setattr(clustering, "consensus", lambda runs, k: np.minimum(runs[0], k - 2))  # drops a domain
     voted = tsstc_sc.tl.TSstc(4, epochs=4, progress_bar=False).fit(tissue).predict()
     np.testing.assert_array_equal(voted, last)
+
+
+def test_join_nearest_centroids_joins_the_closest_pair():
+    from tsstc_sc._clustering import join_nearest_centroids
+
+    groups = join_nearest_centroids(np.array([[20.0], [1.0], [10.0], [0.0], [30.0]]), 4)
+    assert groups[1] == groups[3] and len({groups[0], groups[1], groups[2], groups[4]}) == 4
+
+
+def _slab_thin_and_far_domains() -> tuple[np.ndarray, np.ndarray]:
+    """A wide domain, a thin one beside it and a far one: 3 Gaussians split the wide one instead."""
+    rng = np.random.default_rng(0)
+    wide = np.column_stack([rng.uniform(0, 6, 1500), rng.normal(0, 0.4, 1500)])
+    thin = rng.normal(0, 0.4, (100, 2)) + np.array([8, 0])
+    far = rng.normal(0, 0.4, (800, 2)) + np.array([14, 0])
+    return np.vstack([wide, thin, far]), np.repeat([0, 1, 2], [1500, 100, 800])
+
+
+def test_an_extra_mixture_component_keeps_a_thin_domain_that_a_plain_mixture_merges():
+    from tsstc_sc._clustering import cluster
+
+    embedding, domains = _slab_thin_and_far_domains()
+    plain, _ = cluster(embedding, 3, "gmm", random_state=0)
+    joined, assigner = cluster(embedding, 3, "gmm", random_state=0, extra_components=1)
+    assert adjusted_rand_score(domains, plain) < 0.7  # the wide domain split, the thin one absorbed
+    assert adjusted_rand_score(domains, joined) > 0.99
+    # the assigner keeps the 4 components and their domains: it reproduces the domains exactly
+    assert len(assigner.means) == 4 and sorted(np.bincount(assigner.domain_of)) == [1, 1, 2]
+    np.testing.assert_array_equal(assigner.predict(embedding), joined)
 
 
 def test_refit_assigner_recovers_the_domains_it_is_given():
@@ -260,6 +294,8 @@ def test_refit_assigner_recovers_the_domains_it_is_given():
         ({"n_clusters": 4, "device": "cuda:7"}, ValueError, "device"),
         ({"cluster_method": "gmm"}, ValueError, "needs `n_clusters`"),
         ({"n_clusters": 4, "preset": "fast"}, ValueError, "preset"),
+        ({"n_clusters": 4, "extra_components": -1}, ValueError, "extra_components"),
+        ({"n_clusters": 4, "extra_components": 1.5}, ValueError, "extra_components"),
     ],
 )
 def test_bad_arguments_raise_before_touching_adata(tissue, kwargs, error, match):

@@ -1,5 +1,6 @@
-"""Domains from an embedding without R (METHOD.md §5): tied Gaussian mixture (= mclust EEE),
-k-means, or Leiden with a resolution search that returns exactly ``n_clusters``.
+"""Domains from an embedding without R (METHOD.md §5): tied Gaussian mixture (= mclust EEE), optionally
+with extra components joined back to ``n_clusters``, k-means, or Leiden with a resolution search that
+returns exactly ``n_clusters``.
 
 Every method is seeded; none looks at labels. The domains of several embeddings (snapshots of one
 training) can be combined by a matched majority vote, and a spatial majority vote smooths labels.
@@ -8,6 +9,7 @@ training) can be combined by a matched majority vote, and a spatial majority vot
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -40,6 +42,7 @@ class DomainAssigner:
     weights: np.ndarray | None = None  # K mixture weights (tied GMM only)
     center: np.ndarray | None = None  # PCA before clustering: mean (d,) ...
     components: np.ndarray | None = None  # ... and loadings (p x d)
+    domain_of: np.ndarray | None = None  # the domain of each mixture component, when some were joined
 
     @classmethod
     def from_labels(cls, embedding: np.ndarray, labels: np.ndarray) -> DomainAssigner:
@@ -51,12 +54,13 @@ class DomainAssigner:
         their means and, for the tied GMM, their proportions and pooled covariance.
         """
         x = self._project(embedding)
-        means, counts = _domain_means(x, labels, len(self.means))
+        n_domains = len(self.means) if self.domain_of is None else int(self.domain_of.max()) + 1
+        means, counts = _domain_means(x, labels, n_domains)
         if self.covariance is None:
             return replace(self, means=means)
         residual = x - means[labels]
         covariance = residual.T @ residual / len(x) + 1e-6 * np.eye(x.shape[1])  # sklearn's reg_covar
-        return replace(self, means=means, covariance=covariance, weights=counts / len(x))
+        return replace(self, means=means, covariance=covariance, weights=counts / len(x), domain_of=None)
 
     def _project(self, embedding: np.ndarray) -> np.ndarray:
         x = embedding.astype(np.float64)
@@ -71,22 +75,50 @@ class DomainAssigner:
         sq_dist = (x**2).sum(1)[:, None] - 2 * x @ means.T + (means**2).sum(1)[None]  # N x K, no N x K x d
         if self.covariance is None:
             return sq_dist.argmin(1)
-        return (np.log(self.weights)[None] - 0.5 * sq_dist).argmax(1)
+        component = (np.log(self.weights)[None] - 0.5 * sq_dist).argmax(1)
+        return component if self.domain_of is None else self.domain_of[component]
 
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to save (``None`` fields omitted)."""
         return {k: v for k, v in vars(self).items() if v is not None}
 
 
+def join_nearest_centroids(centroids: np.ndarray, n_clusters: int) -> np.ndarray:
+    """The group (``0 .. n_clusters-1``) of each centroid: Ward linkage on the centroids alone, each one
+    point whatever its cluster's size. So the two halves of a split domain are joined before a small,
+    distinct domain is absorbed, which a merge weighted by size would do first.
+    """
+    from sklearn.cluster import AgglomerativeClustering
+
+    return AgglomerativeClustering(n_clusters, linkage="ward").fit_predict(centroids)
+
+
 def gmm(
-    embedding: np.ndarray, n_clusters: int, *, random_state: int, n_init: int = 5
+    embedding: np.ndarray, n_clusters: int, *, random_state: int, n_init: int = 5, extra_components: int = 0
 ) -> tuple[np.ndarray, DomainAssigner]:
-    """Tied-covariance Gaussian mixture (mclust ``EEE``); the best of ``n_init`` starts by likelihood."""
+    """Tied-covariance Gaussian mixture (mclust ``EEE``); the best of ``n_init`` starts by likelihood.
+
+    With ``extra_components``, the mixture has that many more components than ``n_clusters`` and
+    the components' centroids (mean of their spots) are joined (:func:`join_nearest_centroids`) until
+    ``n_clusters`` domains remain; the assigner keeps the components and their domains.
+    """
     from sklearn.mixture import GaussianMixture
 
-    model = GaussianMixture(n_clusters, covariance_type="tied", n_init=n_init, random_state=random_state)
-    labels = model.fit_predict(embedding.astype(np.float64))
-    return labels, DomainAssigner(model.means_, model.covariances_, model.weights_)
+    x = embedding.astype(np.float64)
+    model = GaussianMixture(
+        n_clusters + extra_components, covariance_type="tied", n_init=n_init, random_state=random_state
+    )
+    labels = model.fit_predict(x)
+    if not extra_components:
+        return labels, DomainAssigner(model.means_, model.covariances_, model.weights_)
+    used, labels = np.unique(labels, return_inverse=True)  # a component no spot chose is dropped
+    if len(used) <= n_clusters:
+        domain_of = np.arange(len(used))
+    else:
+        domain_of = join_nearest_centroids(_domain_means(x, labels, len(used))[0], n_clusters)
+    weights = model.weights_[used] / model.weights_[used].sum()
+    assigner = DomainAssigner(model.means_[used], model.covariances_, weights, domain_of=domain_of)
+    return domain_of[labels], assigner
 
 
 def kmeans(
@@ -169,20 +201,28 @@ def cluster(
     *,
     random_state: int,
     n_pcs: int | None = None,
+    extra_components: int = 0,
 ) -> tuple[np.ndarray, DomainAssigner]:
     """Integer labels ``0 .. K-1`` and their assigner; ``n_clusters`` is honoured exactly when given.
 
     With ``n_pcs``, the embedding is first reduced to its top principal components (as GraphST and
-    STAGATE users do before mclust), which steadies the Gaussian mixture.
+    STAGATE users do before mclust), which steadies the Gaussian mixture. ``extra_components``: see
+    :func:`gmm` (the Gaussian mixture only).
     """
     if n_pcs is not None and n_pcs < embedding.shape[1]:
         from sklearn.decomposition import PCA
 
         pca = PCA(n_pcs, svd_solver="full").fit(embedding.astype(np.float64))
-        labels, assigner = cluster(pca.transform(embedding), n_clusters, method, random_state=random_state)
+        labels, assigner = cluster(
+            pca.transform(embedding),
+            n_clusters,
+            method,
+            random_state=random_state,
+            extra_components=extra_components,
+        )
         return labels, replace(assigner, center=pca.mean_, components=pca.components_)
     if method in ("gmm", "kmeans"):  # n_clusters is required: the estimator checks it up front
-        fit = gmm if method == "gmm" else kmeans
+        fit = partial(gmm, extra_components=extra_components) if method == "gmm" else kmeans
         if len(embedding) <= FIT_MAX_OBS:
             return fit(embedding, n_clusters, random_state=random_state)
         logg.info(f"{method}: {len(embedding)} spots > {FIT_MAX_OBS}, fitting on a subsample, assigning all")

@@ -127,6 +127,9 @@ class TSstc:
         ``"gmm"`` (tied covariance, mclust EEE), ``"kmeans"`` or ``"leiden"``.
     cluster_pcs
         Cluster the top principal components of the embedding (``None``: the embedding itself).
+    extra_components
+        ``"gmm"`` only: fit this many more mixture components than ``n_clusters``, then join the
+        nearest ones until ``n_clusters`` remain (0: a plain ``n_clusters``-component mixture).
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     random_state
@@ -159,6 +162,7 @@ class TSstc:
         *,
         cluster_method: ClusterMethod = "gmm",
         cluster_pcs: int | None = 20,
+        extra_components: int = 1,
         device: str = "auto",
         random_state: int = 0,
         progress_bar: bool = True,
@@ -178,7 +182,15 @@ class TSstc:
         if cluster_pcs is not None and cluster_pcs < 1:
             msg = f"`cluster_pcs` must be a positive integer or None, got {cluster_pcs!r}."
             raise ValueError(msg)
+        if (
+            isinstance(extra_components, bool)
+            or not isinstance(extra_components, int | np.integer)
+            or extra_components < 0
+        ):
+            msg = f"`extra_components` must be a non-negative integer (0 turns it off), got {extra_components!r}."
+            raise ValueError(msg)
         self.n_clusters, self.cluster_method, self.cluster_pcs = n_clusters, cluster_method, cluster_pcs
+        self.extra_components = int(extra_components)
         self.device = resolve_device(device)
         self.random_state, self.progress_bar = int(random_state), progress_bar
         self.module: TSstcModule | None = None
@@ -336,7 +348,12 @@ class TSstc:
 
     def _cluster(self, embedding: np.ndarray, n_clusters: int | None) -> tuple[np.ndarray, DomainAssigner]:
         return cluster(
-            embedding, n_clusters, self.cluster_method, random_state=self.random_state, n_pcs=self.cluster_pcs
+            embedding,
+            n_clusters,
+            self.cluster_method,
+            random_state=self.random_state,
+            n_pcs=self.cluster_pcs,
+            extra_components=self.extra_components,
         )
 
     def _require_fit(self) -> None:
@@ -394,6 +411,7 @@ class TSstc:
             "n_clusters": self.n_clusters,
             "cluster_method": self.cluster_method,
             "cluster_pcs": self.cluster_pcs,
+            "extra_components": self.extra_components,
             "random_state": self.random_state,
         }
         (path / _CONFIG).write_text(json.dumps(meta, indent=1))
@@ -411,6 +429,7 @@ class TSstc:
             meta["n_clusters"],
             cluster_method=meta["cluster_method"],
             cluster_pcs=meta["cluster_pcs"],
+            extra_components=meta.get("extra_components", 0),  # saved before the option existed: plain
             device=device,
             random_state=meta["random_state"],
             progress_bar=False,
