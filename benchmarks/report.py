@@ -154,7 +154,8 @@ def main() -> None:
     dates = sorted(set(runs["date"].astype(str)))
     section = [
         START,
-        f"Measured {', '.join(dates)} on {runs['machine'].iloc[0]}, one whole process per run, "
+        f"Measured {', '.join(dates)} on {' and '.join(sorted(set(runs['machine'])))} (the CSV's "
+        "`machine` column says which), one whole process per run, "
         "run one after another (threads: the harness's `--threads`).",
         "",
         "Command: `bash benchmarks/run.sh` (peers' environments, then "
