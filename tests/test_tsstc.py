@@ -205,6 +205,7 @@ def test_reuses_scales_from_pp_and_chains_into_scanpy(tissue):
     tsstc_sc.pp.spatial_scales(adata, radii=[2, 4])
     tsstc_sc.tl.tsstc(adata, n_clusters=4, **FAST)
     assert list(adata.uns["tsstc"]["params"]["radii"]) == [2, 4]
+    assert adata.obs["tsstc"].value_counts().min() >= 3  # 0.5% of 500 spots: no domain erased by a vote
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     sc.tl.rank_genes_groups(adata, "tsstc", method="wilcoxon")
@@ -271,6 +272,36 @@ def test_an_extra_mixture_component_keeps_a_thin_domain_that_a_plain_mixture_mer
     np.testing.assert_array_equal(assigner.predict(embedding), joined)
 
 
+def test_an_outlier_component_falls_back_to_the_plain_mixture(monkeypatch):
+    import tsstc_sc._clustering as clustering
+
+    rng = np.random.default_rng(1)
+    # three domains and three outlying spots: the extra component takes the outliers
+    centres = ([0, 0], [3, 0], [6, 0])
+    embedding = np.vstack(
+        [rng.normal(c, 0.2, (300, 2)) for c in centres] + [rng.normal([3, 5], 0.05, (3, 2))]
+    )
+    plain, _ = clustering.cluster(embedding, 3, "gmm", random_state=0)
+    joined, _ = clustering.cluster(embedding, 3, "gmm", random_state=0, extra_components=1)
+    np.testing.assert_array_equal(joined, plain)
+    assert sorted(np.bincount(joined)) == [300, 300, 303]
+    monkeypatch.setattr(clustering, "MIN_DOMAIN_FRACTION", 0)  # without the guard: teeth
+    unguarded, _ = clustering.cluster(embedding, 3, "gmm", random_state=0, extra_components=1)
+    assert sorted(np.bincount(unguarded)) == [3, 300, 600]
+
+
+def test_a_domain_under_half_a_percent_of_the_spots_counts_as_lost():
+    from tsstc_sc._clustering import consensus_keeping_k, keeps_every_domain
+
+    assert keeps_every_domain(np.repeat([0, 1, 2], [300, 297, 3]), 3)  # 3 spots >= 0.5% of 600
+    assert not keeps_every_domain(np.repeat([0, 1, 2], [300, 298, 2]), 3)
+    assert not keeps_every_domain(np.repeat([0, 1], [300, 300]), 3)  # an empty domain
+    first = np.repeat([0, 1, 2], [300, 290, 10])
+    second = np.repeat([0, 1, 2], [300, 299, 1])
+    third = second.copy()
+    assert consensus_keeping_k([first, second, third], 3) is None  # the vote would leave 1 spot
+
+
 def test_refit_assigner_recovers_the_domains_it_is_given():
     from tsstc_sc._clustering import cluster
 
@@ -328,7 +359,7 @@ def test_layered_synthetic_tissue_within_a_minute(layered_run):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="target ARI >= 0.8 not met yet: 0.798 with the defaults (20 epochs, 3 snapshots; 0.780 with 30 epochs; measured 2026-11-26); accuracy issue",
+    reason="target ARI >= 0.8 not met yet: 0.757 with the defaults (one extra mixture component; 0.797 without it, 0.883 with two; 20 epochs, 3 snapshots; measured 2026-11-26); accuracy issue",
 )
 def test_layered_synthetic_tissue_accuracy(layered_run):
     assert layered_run[0] >= 0.8, layered_run

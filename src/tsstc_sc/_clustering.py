@@ -22,6 +22,14 @@ _LEIDEN_STEPS = 30
 #: Above this many spots, the mixture (or k-means) is fitted on a seeded subsample of this size and
 #: every spot is assigned by its posterior (nearest centroid for k-means): linear in N.
 FIT_MAX_OBS = 200_000
+#: A domain with fewer spots than this fraction of the section (or than 2) counts as lost: a joined
+#: mixture, a snapshot vote or the spatial vote that leaves one is not used (``n_clusters`` stays real).
+MIN_DOMAIN_FRACTION = 0.005
+
+
+def keeps_every_domain(labels: np.ndarray, n_domains: int) -> bool:
+    """Whether each of the ``n_domains`` domains holds at least ``max(2, MIN_DOMAIN_FRACTION * N)`` spots."""
+    return np.bincount(labels, minlength=n_domains).min() >= max(2, MIN_DOMAIN_FRACTION * len(labels))
 
 
 def _domain_means(x: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +108,9 @@ def gmm(
 
     With ``extra_components``, the mixture has that many more components than ``n_clusters`` and
     the components' centroids (mean of their spots) are joined (:func:`join_nearest_centroids`) until
-    ``n_clusters`` domains remain; the assigner keeps the components and their domains.
+    ``n_clusters`` domains remain; the assigner keeps the components and their domains. When the
+    join loses a domain (:func:`keeps_every_domain`: an outlier component kept while two real domains
+    were joined), the plain ``n_clusters``-component mixture is returned instead.
     """
     from sklearn.mixture import GaussianMixture
 
@@ -116,9 +126,11 @@ def gmm(
         domain_of = np.arange(len(used))
     else:
         domain_of = join_nearest_centroids(_domain_means(x, labels, len(used))[0], n_clusters)
+    labels = domain_of[labels]
+    if not keeps_every_domain(labels, n_clusters):
+        return gmm(embedding, n_clusters, random_state=random_state, n_init=n_init)
     weights = model.weights_[used] / model.weights_[used].sum()
-    assigner = DomainAssigner(model.means_[used], model.covariances_, weights, domain_of=domain_of)
-    return domain_of[labels], assigner
+    return labels, DomainAssigner(model.means_[used], model.covariances_, weights, domain_of=domain_of)
 
 
 def kmeans(
@@ -275,6 +287,6 @@ def consensus(runs: list[np.ndarray], n_clusters: int) -> np.ndarray:
 
 
 def consensus_keeping_k(runs: list[np.ndarray], n_clusters: int) -> np.ndarray | None:
-    """:func:`consensus`, or ``None`` when the vote would empty a domain (``n_clusters`` stays exact)."""
+    """:func:`consensus`, or ``None`` when the vote would lose a domain (:func:`keeps_every_domain`)."""
     voted = consensus(runs, n_clusters)
-    return voted if len(np.unique(voted)) == n_clusters else None
+    return voted if keeps_every_domain(voted, n_clusters) else None

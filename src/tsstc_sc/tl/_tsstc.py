@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import _logging as logg
 from .._anndata_utils import target
-from .._clustering import ClusterMethod, spatial_majority_vote
+from .._clustering import ClusterMethod, keeps_every_domain, spatial_majority_vote
 from .._config import Preset, TSstcConfig
 from .._docs import inject_docs
 from .._spatial_graphs import Unit
@@ -92,10 +92,11 @@ def tsstc(
         ``"gmm"`` only: fit the mixture with this many more components than ``n_clusters``, then join
         the two nearest (by centroid) until ``n_clusters`` remain, so that a thick domain split in two
         is joined again and a thin one keeps its own (docs/benchmarks.md: higher ARI on three of five
-        datasets, the other two within 0.005). 0 fits ``n_clusters`` components, as mclust does.
+        datasets, the other two within 0.006). 0 fits ``n_clusters`` components, as mclust does.
     refine_labels
         Relabel each spot by majority vote of its closed neighbourhood at the smallest scale (a
-        label-free smoothing; docs/benchmarks.md: +0.17 ARI on osmFISH, neutral on Visium).
+        label-free smoothing; docs/benchmarks.md: +0.17 ARI on osmFISH, neutral on Visium). Skipped
+        when it would shrink a domain below 0.5% of the spots.
     preset
         Starting values of the model hyperparameters, overridden by ``**kwargs``: ``"default"``
         (chosen on the benchmarks) or ``"paper"``, the paper's training as written (150 epochs,
@@ -175,7 +176,9 @@ def tsstc(
     timings = dict(model.timings)
     if refine_labels:
         start = time.perf_counter()
-        labels = spatial_majority_vote(labels, out["spatial"][0])
+        refined = spatial_majority_vote(labels, out["spatial"][0])
+        if keeps_every_domain(refined, int(labels.max()) + 1):  # smoothing may not erase a small domain
+            labels = refined
         timings["refinement"] = time.perf_counter() - start
     radii_used = model._graph_params["radii"]
     view_names = [f"r{r:g}" for r in radii_used] + ["gene"]
