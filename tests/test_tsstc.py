@@ -302,6 +302,22 @@ def test_a_domain_under_half_a_percent_of_the_spots_counts_as_lost():
     assert consensus_keeping_k([first, second, third], 3) is None  # the vote would leave 1 spot
 
 
+def test_the_spatial_vote_never_erases_a_domain():
+    import scipy.sparse as sp
+
+    from tsstc_sc._clustering import spatial_majority_vote
+
+    n = 600  # a chain of spots, each touching the next
+    chain = sp.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1], format="csr", dtype=np.float32)
+    labels = np.repeat([0, 1], [300, 300])
+    labels[[10, 50, 90, 130]] = 2  # a small domain of scattered spots: the vote alone would erase it
+    np.testing.assert_array_equal(spatial_majority_vote(labels, chain), labels)
+    speckled = np.repeat([0, 1, 2], [200, 200, 200])
+    speckled[[10, 50]] = 1  # speckle of a large domain inside another: smoothed as before
+    smoothed = spatial_majority_vote(speckled, chain)
+    assert smoothed[10] == 0 and smoothed[50] == 0
+
+
 def test_refit_assigner_recovers_the_domains_it_is_given():
     from tsstc_sc._clustering import cluster
 

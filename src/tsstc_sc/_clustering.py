@@ -23,7 +23,7 @@ _LEIDEN_STEPS = 30
 #: every spot is assigned by its posterior (nearest centroid for k-means): linear in N.
 FIT_MAX_OBS = 200_000
 #: A domain with fewer spots than this fraction of the section (or than 2) counts as lost: a joined
-#: mixture, a snapshot vote or the spatial vote that leaves one is not used (``n_clusters`` stays real).
+#: mixture, a snapshot vote or a spatial vote that leaves one is not used (``n_clusters`` stays real).
 MIN_DOMAIN_FRACTION = 0.005
 
 
@@ -253,14 +253,16 @@ def cluster(
 def spatial_majority_vote(labels: np.ndarray, adjacency: sp.csr_matrix) -> np.ndarray:
     """Relabel each spot with the most frequent label of its closed spatial neighbourhood (sparse).
 
-    Ties keep the spot's own label when it is among the most frequent, else the smallest label.
+    Ties keep the spot's own label when it is among the most frequent, else the smallest label. A
+    vote that would lose a domain the labels had (:func:`keeps_every_domain`) returns them unchanged.
     """
     n, k = len(labels), int(labels.max()) + 1
     onehot = sp.csr_matrix((np.ones(n, dtype=np.float32), (np.arange(n), labels)), shape=(n, k))
     closed = adjacency + sp.identity(n, dtype=np.float32, format="csr")
     votes = (closed @ onehot).toarray()  # n x K, K small
     votes[np.arange(n), labels] += 0.5  # own label wins ties
-    return votes.argmax(axis=1)
+    voted = votes.argmax(axis=1)
+    return labels if keeps_every_domain(labels, k) and not keeps_every_domain(voted, k) else voted
 
 
 def match_labels(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import _logging as logg
 from .._anndata_utils import target
-from .._clustering import ClusterMethod, keeps_every_domain, spatial_majority_vote
+from .._clustering import ClusterMethod, spatial_majority_vote
 from .._config import Preset, TSstcConfig
 from .._docs import inject_docs
 from .._spatial_graphs import Unit
@@ -176,9 +176,7 @@ def tsstc(
     timings = dict(model.timings)
     if refine_labels:
         start = time.perf_counter()
-        refined = spatial_majority_vote(labels, out["spatial"][0])
-        if keeps_every_domain(refined, int(labels.max()) + 1):  # smoothing may not erase a small domain
-            labels = refined
+        labels = spatial_majority_vote(labels, out["spatial"][0])
         timings["refinement"] = time.perf_counter() - start
     radii_used = model._graph_params["radii"]
     view_names = [f"r{r:g}" for r in radii_used] + ["gene"]
