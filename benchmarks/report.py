@@ -32,6 +32,7 @@ SHORT = {
     "mouse_olfactory_bulb_st.h5ad": "olfactory bulb",
 }
 TARGET = ["dlpfc_151673_5000genes.h5ad", "dlpfc_151674_5000genes.h5ad"]
+DLPFC = [d for d in SHORT if d.startswith("dlpfc_")]
 
 
 def label(row: pd.Series) -> str:
@@ -108,7 +109,7 @@ def domain_maps(runs: pd.DataFrame, labels_dir: Path, path: Path) -> bool:
     """Truth | tsstc-sc | best peer for each DLPFC slice (seed 0); False when labels are missing."""
     stats = summary(runs)
     peers = stats[~stats["entry"].str.startswith("tsstc-sc")]
-    slices = [d for d in TARGET if d in set(peers["data"])]  # slices some peer has run on
+    slices = [d for d in DLPFC if d in set(peers["data"])]  # slices some peer has run on
     if not slices:
         return False
     fig, axes = plt.subplots(len(slices), 3, figsize=(11, 3.8 * len(slices)), squeeze=False)
@@ -134,7 +135,7 @@ def domain_maps(runs: pd.DataFrame, labels_dir: Path, path: Path) -> bool:
         for ax, (title, lab) in zip(row_axes, panels, strict=True):
             codes = pd.Categorical(lab).codes
             ax.scatter(xy[:, 0], -xy[:, 1], c=codes, cmap="tab10", s=4, linewidths=0)
-            ax.set_title(f"{SHORT[data]}: {title}", fontsize=9)
+            ax.set_title(f"{SHORT[data]}\n{title}", fontsize=9)
             ax.set_aspect("equal")
             ax.axis("off")
     fig.tight_layout()
@@ -155,8 +156,8 @@ def main() -> None:
     section = [
         START,
         f"Measured {', '.join(dates)} on {' and '.join(sorted(set(runs['machine'])))} (the CSV's "
-        "`machine` column says which), one whole process per run, "
-        "run one after another (threads: the harness's `--threads`).",
+        "`machine` column says which), one whole process per run with the harness's `--threads` "
+        "(1 for every row), one or two runs at a time (never more than one per core).",
         "",
         "Command: `bash benchmarks/run.sh` (peers' environments, then "
         "`python benchmarks/harness.py` and `python benchmarks/report.py`); raw rows: "
