@@ -1,8 +1,10 @@
 """The gene (feature) graph of TSstc (paper Eq. 2): cosine k-NN, self removed, symmetrised by union.
 
-Exact blockwise top-k on the preprocessed matrix for moderate N; above ``EXACT_MAX_OBS`` spots the
-features are first reduced by PCA and the neighbours come from an approximate index (pynndescent),
-so the cost stays O(N·k) in memory and near-linear in time.
+Cosines on all genes of the preprocessed matrix (the scaffold), or on its top ``n_pcs`` singular
+components, which drop the noise that all-gene cosines sum over (on the olfactory bulb the all-gene
+graph links spots of the same layer hardly more often than chance; docs/benchmarks.md). Exact
+blockwise top-k for moderate N; above ``EXACT_MAX_OBS`` spots 50 components and an approximate index
+(pynndescent), so the cost stays O(N·k) in memory and near-linear in time.
 """
 
 from __future__ import annotations
@@ -41,13 +43,19 @@ def exact_cosine_knn(x: np.ndarray | sp.csr_matrix, k: int) -> np.ndarray:
     return out
 
 
-def approximate_cosine_knn(x: sp.csr_matrix, k: int, *, n_pcs: int, random_state: int) -> np.ndarray:
-    """PCA to ``n_pcs`` then pynndescent under cosine distance (for large N)."""
-    from pynndescent import NNDescent
+def reduce_features(x: sp.csr_matrix, n_pcs: int, *, random_state: int) -> np.ndarray:
+    """Top ``n_pcs`` singular components of ``x`` (truncated SVD: sparse in, no centring), float32."""
     from sklearn.decomposition import TruncatedSVD
 
-    pcs = TruncatedSVD(n_components=min(n_pcs, x.shape[1] - 1), random_state=random_state).fit_transform(x)
-    index = NNDescent(pcs, n_neighbors=k + 1, metric="cosine", random_state=random_state, n_jobs=1)
+    n_components = min(n_pcs, x.shape[1] - 1, x.shape[0] - 1)
+    return TruncatedSVD(n_components, random_state=random_state).fit_transform(x).astype(np.float32)
+
+
+def approximate_cosine_knn(x: np.ndarray | sp.csr_matrix, k: int, *, random_state: int) -> np.ndarray:
+    """Approximate k nearest neighbours under cosine distance (pynndescent; for large N)."""
+    from pynndescent import NNDescent
+
+    index = NNDescent(x, n_neighbors=k + 1, metric="cosine", random_state=random_state, n_jobs=1)
     idx, dist = index.neighbor_graph
     # self is usually returned first but not always: rank it last, then keep the k nearest others
     dist = np.where(idx == np.arange(len(idx))[:, None], np.inf, dist)
@@ -55,18 +63,31 @@ def approximate_cosine_knn(x: sp.csr_matrix, k: int, *, n_pcs: int, random_state
     return np.take_along_axis(idx, order, axis=1)
 
 
-def gene_knn_graph(x: sp.csr_matrix, k: int, *, random_state: int = 0) -> sp.csr_matrix:
-    """Binary symmetric (union) k-NN graph under cosine similarity, CSR float32, no self loops."""
+def gene_knn_graph(
+    x: sp.csr_matrix, k: int, *, n_pcs: int | None = None, random_state: int = 0
+) -> sp.csr_matrix:
+    """Binary symmetric (union) k-NN graph under cosine similarity, CSR float32, no self loops.
+
+    ``n_pcs``: the features are reduced to this many singular components first (:func:`reduce_features`);
+    ``None`` takes cosines on the whole matrix (the scaffold; above ``EXACT_MAX_OBS`` spots 50 are used).
+    """
     n = x.shape[0]
     if k >= n:
         msg = f"The gene graph needs `n_neighbors` < number of spots ({n}), got {k}."
         raise ValueError(msg)
-    if n <= EXACT_MAX_OBS:
-        dense = x.toarray() if n * x.shape[1] <= 2e8 else x  # dense BLAS is ~8x faster when it fits
-        idx = exact_cosine_knn(dense, k)
+    exact = n <= EXACT_MAX_OBS
+    if n_pcs is None and not exact:
+        logg.info(f"gene graph: {n} spots > {EXACT_MAX_OBS}, reducing to 50 components for pynndescent")
+        n_pcs = 50
+    if n_pcs is not None and n_pcs < x.shape[1]:
+        features = reduce_features(x, n_pcs, random_state=random_state)
     else:
-        logg.info(f"gene graph: {n} spots > {EXACT_MAX_OBS}, using PCA(50) + approximate k-NN (pynndescent)")
-        idx = approximate_cosine_knn(x, k, n_pcs=50, random_state=random_state)
+        features = x.toarray() if n * x.shape[1] <= 2e8 else x  # dense BLAS is ~8x faster when it fits
+    idx = (
+        exact_cosine_knn(features, k)
+        if exact
+        else approximate_cosine_knn(features, k, random_state=random_state)
+    )
     rows = np.repeat(np.arange(n), idx.shape[1])
     a = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, idx.ravel())), shape=(n, n))
     a = a.maximum(a.T).tocsr()

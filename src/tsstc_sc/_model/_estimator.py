@@ -224,7 +224,10 @@ class TSstc:
             )
         spatial, scales, radii, unit = reuse_or_build_scales(adata, **graph_params)
         gene_graph = gene_knn_graph(
-            x, min(self.config.gene_neighbors, x.shape[0] - 1), random_state=self.random_state
+            x,
+            min(self.config.gene_neighbors, x.shape[0] - 1),
+            n_pcs=self.config.gene_graph_pcs,
+            random_state=self.random_state,
         )
         coords = np.asarray(adata.obsm[graph_params["spatial_key"]], dtype=np.float64)[:, :2]
         libraries = check_library(adata, graph_params["library_key"])
