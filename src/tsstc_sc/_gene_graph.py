@@ -3,7 +3,7 @@
 Cosines on all genes of the preprocessed matrix (the scaffold), or on its top ``n_pcs`` singular
 components, which drop the noise that all-gene cosines sum over (on the olfactory bulb the all-gene
 graph links spots of the same layer hardly more often than chance; docs/benchmarks.md). Exact
-blockwise top-k for moderate N; above ``EXACT_MAX_OBS`` spots 50 components and an approximate index
+blockwise top-k for moderate N; above ``EXACT_MAX_OBS`` spots, 50 components and an approximate index
 (pynndescent), so the cost stays O(N·k) in memory and near-linear in time.
 """
 
@@ -16,6 +16,8 @@ from . import _logging as logg
 
 #: Above this many spots the gene graph uses PCA + pynndescent instead of exact search.
 EXACT_MAX_OBS = 20_000
+#: Singular components the approximate index searches when ``n_pcs`` is not given.
+APPROXIMATE_PCS = 50
 _BLOCK = 1024
 
 
@@ -69,7 +71,8 @@ def gene_knn_graph(
     """Binary symmetric (union) k-NN graph under cosine similarity, CSR float32, no self loops.
 
     ``n_pcs``: the features are reduced to this many singular components first (:func:`reduce_features`);
-    ``None`` takes cosines on the whole matrix (the scaffold; above ``EXACT_MAX_OBS`` spots 50 are used).
+    ``None`` takes cosines on the whole matrix (the scaffold; above ``EXACT_MAX_OBS`` spots,
+    ``APPROXIMATE_PCS`` components).
     """
     n = x.shape[0]
     if k >= n:
@@ -77,8 +80,8 @@ def gene_knn_graph(
         raise ValueError(msg)
     exact = n <= EXACT_MAX_OBS
     if n_pcs is None and not exact:
-        logg.info(f"gene graph: {n} spots > {EXACT_MAX_OBS}, reducing to 50 components for pynndescent")
-        n_pcs = 50
+        n_pcs = APPROXIMATE_PCS
+        logg.info(f"gene graph: {n} spots > {EXACT_MAX_OBS}, {n_pcs} components and pynndescent")
     if n_pcs is not None and n_pcs < x.shape[1]:
         features = reduce_features(x, n_pcs, random_state=random_state)
     else:
