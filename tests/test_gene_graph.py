@@ -64,7 +64,7 @@ def test_reduced_features_link_more_spots_of_the_same_domain():
         return np.mean(domain[coo.row] == domain[coo.col])
 
     all_genes, reduced = same_domain(gene_knn_graph(x, 15)), same_domain(gene_knn_graph(x, 15, n_pcs=50))
-    assert reduced > all_genes + 0.08, (all_genes, reduced)  # measured 0.56 -> 0.69
+    assert reduced > all_genes + 0.08, (all_genes, reduced)  # measured 0.56 -> 0.72
 
 
 def test_n_pcs_at_or_above_the_gene_count_leaves_the_features_alone():

@@ -12,11 +12,17 @@ Preset = Literal["default", "paper"]
 
 #: Field values that differ from the defaults. ``"paper"``: the paper's training as written (150
 #: epochs; the ZINB loss on every spot each epoch, on the scaled input as in the scaffold; the final
-#: embedding alone is clustered); the scaffold clusters the embedding with k-means
+#: embedding alone is clustered; the gene graph on all genes); the scaffold clusters the embedding with k-means
 #: (``cluster_method="kmeans", cluster_pcs=None, refine_labels=False`` in ``tl.tsstc``).
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "paper": {"epochs": 150, "zinb_batch_size": None, "zinb_target": "input", "snapshots": 1},
+    "paper": {
+        "epochs": 150,
+        "zinb_batch_size": None,
+        "zinb_target": "input",
+        "snapshots": 1,
+        "gene_graph_pcs": None,
+    },
 }
 
 
@@ -37,10 +43,10 @@ class TSstcConfig:
     gene_neighbors
         ``k`` of the cosine k-NN gene graph (METHOD: 15).
     gene_graph_pcs
-        Take the gene graph's cosines on this many singular components of the input instead of on
-        all genes (the scaffold; above 20,000 spots 50 components are used either way). 50 lifts the
-        olfactory bulb (0.115 to 0.263) and lowers 151510, 500 genes (0.590 to 0.532, within its seed
-        spread); not the default (docs/benchmarks.md).
+        The gene graph's cosines are taken on this many principal components of the input (50);
+        ``None``: on all genes, as the scaffold (``preset="paper"``). Above 20,000 spots, on 50
+        uncentred singular components either way. All-gene cosines lost the olfactory bulb's layers
+        (docs/benchmarks.md).
     adj_norm
         GCN normalisation: ``"symmetric"`` ``D^-1/2 (A+I) D^-1/2`` (paper) or ``"row"`` (scaffold).
     use_sas
@@ -106,7 +112,7 @@ class TSstcConfig:
     log1p: bool = False
     max_value: float | None = 10.0
     gene_neighbors: int = 15
-    gene_graph_pcs: int | None = None
+    gene_graph_pcs: int | None = 50
     adj_norm: Literal["symmetric", "row"] = "symmetric"
     use_sas: bool = True
     hidden_dim: int = 128

@@ -1,10 +1,10 @@
 """The gene (feature) graph of TSstc (paper Eq. 2): cosine k-NN, self removed, symmetrised by union.
 
-Cosines on all genes of the preprocessed matrix (the scaffold), or on its top ``n_pcs`` singular
+Cosines on all genes of the preprocessed matrix (the scaffold), or on its top ``n_pcs`` principal
 components, which drop the noise that all-gene cosines sum over (on the olfactory bulb the all-gene
 graph links spots of the same layer hardly more often than chance; docs/benchmarks.md). Exact
-blockwise top-k for moderate N; above ``EXACT_MAX_OBS`` spots, 50 components and an approximate index
-(pynndescent), so the cost stays O(N·k) in memory and near-linear in time.
+blockwise top-k for moderate N; above ``EXACT_MAX_OBS`` spots, 50 uncentred singular components and
+an approximate index (pynndescent), so the cost stays O(N·k) in memory and near-linear in time.
 """
 
 from __future__ import annotations
@@ -45,8 +45,18 @@ def exact_cosine_knn(x: np.ndarray | sp.csr_matrix, k: int) -> np.ndarray:
     return out
 
 
-def reduce_features(x: sp.csr_matrix, n_pcs: int, *, random_state: int) -> np.ndarray:
-    """Top ``n_pcs`` singular components of ``x`` (truncated SVD: sparse in, no centring), float32."""
+def principal_components(x: sp.csr_matrix, n_pcs: int, *, random_state: int) -> np.ndarray:
+    """Top ``n_pcs`` principal components of ``x`` (centred implicitly: the sparse matrix stays sparse)."""
+    from sklearn.decomposition import PCA
+
+    n_components = min(n_pcs, x.shape[1] - 1, x.shape[0] - 1)
+    return (
+        PCA(n_components, svd_solver="arpack", random_state=random_state).fit_transform(x).astype(np.float32)
+    )
+
+
+def truncated_svd(x: sp.csr_matrix, n_pcs: int, *, random_state: int) -> np.ndarray:
+    """Top ``n_pcs`` singular components of ``x`` (randomised, uncentred: fast at any size)."""
     from sklearn.decomposition import TruncatedSVD
 
     n_components = min(n_pcs, x.shape[1] - 1, x.shape[0] - 1)
@@ -70,27 +80,25 @@ def gene_knn_graph(
 ) -> sp.csr_matrix:
     """Binary symmetric (union) k-NN graph under cosine similarity, CSR float32, no self loops.
 
-    ``n_pcs``: the features are reduced to this many singular components first (:func:`reduce_features`);
-    ``None`` takes cosines on the whole matrix (the scaffold; above ``EXACT_MAX_OBS`` spots,
-    ``APPROXIMATE_PCS`` components).
+    ``n_pcs``: cosines on this many principal components (:func:`principal_components`); ``None``:
+    on the whole matrix (the scaffold). Above ``EXACT_MAX_OBS`` spots: on ``n_pcs`` (default
+    ``APPROXIMATE_PCS``) uncentred singular components (:func:`truncated_svd`), searched approximately.
     """
     n = x.shape[0]
     if k >= n:
         msg = f"The gene graph needs `n_neighbors` < number of spots ({n}), got {k}."
         raise ValueError(msg)
-    exact = n <= EXACT_MAX_OBS
-    if n_pcs is None and not exact:
-        n_pcs = APPROXIMATE_PCS
-        logg.info(f"gene graph: {n} spots > {EXACT_MAX_OBS}, {n_pcs} components and pynndescent")
-    if n_pcs is not None and n_pcs < x.shape[1]:
-        features = reduce_features(x, n_pcs, random_state=random_state)
+    if n > EXACT_MAX_OBS:
+        n_pcs = n_pcs or APPROXIMATE_PCS
+        logg.info(f"gene graph: {n} spots > {EXACT_MAX_OBS}, {n_pcs} singular components and pynndescent")
+        features = truncated_svd(x, n_pcs, random_state=random_state) if n_pcs < x.shape[1] else x
+        idx = approximate_cosine_knn(features, k, random_state=random_state)
     else:
-        features = x.toarray() if n * x.shape[1] <= 2e8 else x  # dense BLAS is ~8x faster when it fits
-    idx = (
-        exact_cosine_knn(features, k)
-        if exact
-        else approximate_cosine_knn(features, k, random_state=random_state)
-    )
+        if n_pcs is not None and n_pcs < x.shape[1]:
+            features = principal_components(x, n_pcs, random_state=random_state)
+        else:  # dense BLAS is ~8x faster when it fits
+            features = x.toarray() if n * x.shape[1] <= 2e8 else x
+        idx = exact_cosine_knn(features, k)
     rows = np.repeat(np.arange(n), idx.shape[1])
     a = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, idx.ravel())), shape=(n, n))
     a = a.maximum(a.T).tocsr()
