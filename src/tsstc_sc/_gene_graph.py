@@ -45,22 +45,24 @@ def exact_cosine_knn(x: np.ndarray | sp.csr_matrix, k: int) -> np.ndarray:
     return out
 
 
+def _n_components(x: sp.csr_matrix, n_pcs: int) -> int:
+    return min(n_pcs, x.shape[1] - 1, x.shape[0] - 1)
+
+
 def principal_components(x: sp.csr_matrix, n_pcs: int, *, random_state: int) -> np.ndarray:
     """Top ``n_pcs`` principal components of ``x`` (centred implicitly: the sparse matrix stays sparse)."""
     from sklearn.decomposition import PCA
 
-    n_components = min(n_pcs, x.shape[1] - 1, x.shape[0] - 1)
-    return (
-        PCA(n_components, svd_solver="arpack", random_state=random_state).fit_transform(x).astype(np.float32)
-    )
+    pca = PCA(_n_components(x, n_pcs), svd_solver="arpack", random_state=random_state)
+    return pca.fit_transform(x).astype(np.float32)
 
 
 def truncated_svd(x: sp.csr_matrix, n_pcs: int, *, random_state: int) -> np.ndarray:
     """Top ``n_pcs`` singular components of ``x`` (randomised, uncentred: fast at any size)."""
     from sklearn.decomposition import TruncatedSVD
 
-    n_components = min(n_pcs, x.shape[1] - 1, x.shape[0] - 1)
-    return TruncatedSVD(n_components, random_state=random_state).fit_transform(x).astype(np.float32)
+    svd = TruncatedSVD(_n_components(x, n_pcs), random_state=random_state)
+    return svd.fit_transform(x).astype(np.float32)
 
 
 def approximate_cosine_knn(x: np.ndarray | sp.csr_matrix, k: int, *, random_state: int) -> np.ndarray:
