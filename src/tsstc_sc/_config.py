@@ -44,8 +44,8 @@ class TSstcConfig:
         ``k`` of the cosine k-NN gene graph (METHOD: 15).
     gene_graph_pcs
         The gene graph's cosines are taken on this many principal components of the input (50);
-        ``None``: on all genes, as the scaffold (``preset="paper"``). Above 20,000 spots, on 50
-        uncentred singular components either way. All-gene cosines lost the olfactory bulb's layers
+        ``None``: on all genes, as the scaffold (``preset="paper"``). Above 20,000 spots always on
+        principal components (50 when ``None``). All-gene cosines lost the olfactory bulb's layers
         (docs/benchmarks.md).
     adj_norm
         GCN normalisation: ``"symmetric"`` ``D^-1/2 (A+I) D^-1/2`` (paper) or ``"row"`` (scaffold).
