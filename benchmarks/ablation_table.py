@@ -1,7 +1,7 @@
 """Markdown tables from ``ablations.py`` results, into docs/benchmarks.md between the ablation markers.
 
-usage: python benchmarks/ablation_table.py RESULTS.jsonl [RESULTS.jsonl ...]
-Table 1: every configuration with the default clustering (tied GMM on PCA 20), with and without
+usage: python benchmarks/ablation_table.py RESULTS.jsonl [RESULTS.jsonl ...] [--stdout]
+(``--stdout``: print the tables instead of writing them between the markers.) Table 1: every configuration with the default clustering (tied GMM on PCA 20), with and without
 the spatial majority vote. Table 2: the clusterers x vote on the configuration that was scored with every clusterer.
 Cells: mean ARI over seeds (seeds run; SD).
 """
@@ -39,9 +39,8 @@ def pivot(runs: pd.DataFrame, rows: str, order: list[str]) -> list[str]:
 
 
 def main() -> None:
-    runs = pd.DataFrame(
-        [json.loads(line) for path in sys.argv[1:] for line in Path(path).read_text().splitlines()]
-    )
+    paths = [arg for arg in sys.argv[1:] if arg != "--stdout"]
+    runs = pd.DataFrame([json.loads(line) for path in paths for line in Path(path).read_text().splitlines()])
     runs = runs[runs["ari"].notna()]
     configs = list(dict.fromkeys(runs["config"]))
     gmm = runs[runs["clustering"].isin(["gmm", "gmm+vote"])].copy()
@@ -61,6 +60,9 @@ def main() -> None:
         *pivot(default, "clusterer", list(dict.fromkeys(default["clusterer"]))),
         END,
     ]
+    if "--stdout" in sys.argv:
+        print("\n".join(section[1:-1]))
+        return
     text = DOC.read_text()
     text = text[: text.index(START)] + "\n".join(section) + text[text.index(END) + len(END) :]
     DOC.write_text(text)

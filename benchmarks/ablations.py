@@ -25,12 +25,13 @@ from pathlib import Path
 
 from grid import grid_tasks  # benchmarks/ is the script's folder, hence on sys.path
 
-#: name -> (cluster_method, cluster_pcs)
+#: name -> (cluster_method, cluster_pcs, extra_components)
 CLUSTERINGS = {
-    "gmm": ("gmm", 20),
-    "gmm_raw": ("gmm", None),
-    "kmeans": ("kmeans", 20),
-    "leiden": ("leiden", 20),
+    "gmm": ("gmm", 20, 0),
+    "gmm_extra1": ("gmm", 20, 1),
+    "gmm_raw": ("gmm", None, 0),
+    "kmeans": ("kmeans", 20, 0),
+    "leiden": ("leiden", 20, 0),
 }
 
 
@@ -84,9 +85,9 @@ def score_one(
     # the domains tl.tsstc returned (its clusterer, snapshot vote and refinement), then the last epoch's
     rows = [scored("tl.tsstc", adata.obs["tsstc"].to_numpy())]
     for name in clusterings or CLUSTERINGS:
-        method, pcs = CLUSTERINGS[name]
+        method, pcs, extra = CLUSTERINGS[name]
         try:
-            labels, _ = cluster(embedding, k, method, random_state=seed, n_pcs=pcs)
+            labels, _ = cluster(embedding, k, method, random_state=seed, n_pcs=pcs, extra_components=extra)
         except (ImportError, RuntimeError) as err:  # e.g. no igraph/leidenalg
             rows.append({**base, "clustering": name, "error": repr(err)})
             continue
