@@ -319,6 +319,21 @@ def test_the_spatial_vote_never_erases_a_domain():
     assert smoothed[10] == 0 and smoothed[50] == 0
 
 
+def test_the_spatial_vote_needs_a_strict_majority():
+    """A spot whose neighbours are split keeps its label; a plurality vote would take the largest share."""
+    import scipy.sparse as sp
+
+    from tsstc_sc._clustering import spatial_majority_vote
+
+    star = sp.csr_matrix(([1.0] * 8, ([0] * 8, range(1, 9))), shape=(12, 12), dtype=np.float32)
+    star = (star + star.T).tocsr()  # spot 0 touches spots 1-8; spots 9-11 only pad the domains
+    split = np.array([1, 1, 1, 0, 0, 0, 0, 2, 2, 1, 0, 2])  # around spot 0: 3 of its own, 4 of 0, 2 of 2
+    assert spatial_majority_vote(split, star)[0] == 1
+    outvoted = split.copy()
+    outvoted[2] = 0  # now 5 of 9 are 0
+    assert spatial_majority_vote(outvoted, star)[0] == 0
+
+
 def test_refit_assigner_recovers_the_domains_it_is_given():
     from tsstc_sc._clustering import cluster
 
