@@ -94,8 +94,8 @@ def tsstc(
         is joined again and a thin one keeps its own (docs/benchmarks.md: higher ARI on three of five
         datasets, the other two within 0.006). 0 fits ``n_clusters`` components, as mclust does.
     refine_labels
-        Relabel each spot with the domain held by more than half of its closed neighbourhood at the
-        smallest scale, if one is (a label-free smoothing that leaves domains one spot wide alone;
+        Give a spot the domain that holds more than half of its closed neighbourhood at the smallest
+        scale, where one does (a label-free smoothing that leaves domains one spot wide alone;
         docs/benchmarks.md: +0.05 ARI on osmFISH, neutral on Visium). Skipped when it would shrink a
         domain below 0.5% of the spots.
     preset
