@@ -32,13 +32,17 @@ def keeps_every_domain(labels: np.ndarray, n_domains: int) -> bool:
     return np.bincount(labels, minlength=n_domains).min() >= max(2, MIN_DOMAIN_FRACTION * len(labels))
 
 
-def _domain_means(x: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean row of each domain (K x d) and the domains' sizes; every domain must have a spot."""
-    onehot = sp.csr_matrix(
+def _membership(labels: np.ndarray, n_domains: int) -> sp.csr_matrix:
+    """Sparse K x N indicator: entry (d, i) is 1 when spot ``i`` is in domain ``d``."""
+    return sp.csr_matrix(
         (np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(n_domains, len(labels))
     )
+
+
+def _domain_means(x: np.ndarray, labels: np.ndarray, n_domains: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean row of each domain (K x d) and the domains' sizes; every domain must have a spot."""
     counts = np.bincount(labels, minlength=n_domains).astype(np.float64)
-    return np.asarray(onehot @ x) / counts[:, None], counts
+    return np.asarray(_membership(labels, n_domains) @ x) / counts[:, None], counts
 
 
 @dataclass(frozen=True)
@@ -251,10 +255,12 @@ def cluster(
 
 
 def neighbourhood_votes(labels: np.ndarray, adjacency: sp.csr_matrix) -> np.ndarray:
-    """``n x K`` tally of the labels in each spot's closed spatial neighbourhood (sparse product)."""
-    n, k = len(labels), int(labels.max()) + 1
-    onehot = sp.csr_matrix((np.ones(n, dtype=np.float32), (np.arange(n), labels)), shape=(n, k))
-    return ((adjacency + sp.identity(n, dtype=np.float32, format="csr")) @ onehot).toarray()
+    """``n x K`` tally of the labels in each spot's closed spatial neighbourhood (sparse product).
+
+    Dense only as ``n x K``, with K the number of domains (small): O(N·K) memory.
+    """
+    closed = adjacency + sp.identity(len(labels), dtype=np.float32, format="csr")
+    return (closed @ _membership(labels, int(labels.max()) + 1).T).toarray()
 
 
 def spatial_majority_vote(labels: np.ndarray, adjacency: sp.csr_matrix) -> np.ndarray:

@@ -83,16 +83,17 @@ def gene_knn_graph(
     if k >= n:
         msg = f"The gene graph needs `n_neighbors` < number of spots ({n}), got {k}."
         raise ValueError(msg)
-    if n > EXACT_MAX_OBS:
+    approximate = n > EXACT_MAX_OBS
+    if approximate:
         n_pcs = n_pcs or APPROXIMATE_PCS
         logg.info(f"gene graph: {n} spots > {EXACT_MAX_OBS}, {n_pcs} principal components and pynndescent")
-        features = principal_components(x, n_pcs, random_state=random_state) if n_pcs < x.shape[1] else x
+    reduce = n_pcs is not None and n_pcs < x.shape[1]
+    features = principal_components(x, n_pcs, random_state=random_state) if reduce else x
+    if approximate:
         idx = approximate_cosine_knn(features, k, random_state=random_state)
     else:
-        if n_pcs is not None and n_pcs < x.shape[1]:
-            features = principal_components(x, n_pcs, random_state=random_state)
-        else:  # dense BLAS is ~8x faster when it fits
-            features = x.toarray() if n * x.shape[1] <= 2e8 else x
+        if not reduce and n * x.shape[1] <= 2e8:
+            features = x.toarray()  # dense BLAS is ~8x faster when it fits (at most 2e8 entries)
         idx = exact_cosine_knn(features, k)
     rows = np.repeat(np.arange(n), idx.shape[1])
     a = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, idx.ravel())), shape=(n, n))
