@@ -91,16 +91,16 @@ def dump_one(path: str, seed: int, at: list[int], params: dict, out: str, *, pca
             saved[f"denoised_{done}"] = PCA(pcs, random_state=0).fit_transform(denoised).astype(np.float32)
 
     class Dumper(_estimator.TSstc):
-        def _snapshot_taker(self, inputs, n_clusters):
+        def _snapshot_taker(self, module, inputs, n_clusters):
             if pca_init:
                 x = inputs.x.numpy()
                 n = min(self.config.hidden_dim, *x.shape)
                 axes = PCA(n, svd_solver="full").fit(x).components_  # unit rows
                 with torch.no_grad():
-                    for layer in self.module.first:
+                    for layer in module.first:
                         # rows of norm 1/sqrt(3), the expected norm of the default draw's rows
                         layer.linear.weight.zero_()[:n] = torch.from_numpy(axes / np.sqrt(3)).float()
-            self._taker = Taker(self.module, inputs)
+            self._taker = Taker(module, inputs)
             self._taker.take(0)
             return self._taker
 

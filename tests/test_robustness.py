@@ -160,6 +160,8 @@ CASES = [
     Case("cluster_pcs = 0", lambda a: a, tl(cluster_pcs=0), ValueError, "cluster_pcs"),
     Case("unknown hyperparameter", lambda a: a, tl(learning_rate=0.1), TypeError, "Unknown TSstc parameter"),
     Case("epochs = 0", lambda a: a, tl(epochs=0), ValueError, "epochs"),
+    Case("restarts = 0", lambda a: a, tl(restarts=0), ValueError, "restarts"),
+    Case("restarts without n_clusters", lambda a: a, tl(n_clusters=None, cluster_method="leiden", restarts=2), ValueError, "give `n_clusters`"),
     Case("gene_graph_pcs = 0", lambda a: a, tl(gene_graph_pcs=0), ValueError, "gene_graph_pcs"),
     Case("unknown preset", lambda a: a, tl(preset="fast"), ValueError, "preset"),
     Case("mini-batch tile of one spot", lambda a: a, tl(batch_size=1), ValueError, "batch_size"),

@@ -171,6 +171,36 @@ def test_snapshot_consensus_votes_over_the_domains_of_shorter_trainings(tissue):
     assert not np.array_equal(expected, domains[4])  # the vote changed some spots: the test has teeth
 
 
+def test_restarts_vote_over_every_trainings_domains_and_keep_the_first_training(tissue, monkeypatch):
+    from tsstc_sc._clustering import consensus
+
+    short = {"epochs": 4, "snapshots": 1, "progress_bar": False}
+    single = tsstc_sc.tl.TSstc(4, **short).fit(tissue)
+    model = tsstc_sc.tl.TSstc(4, restarts=3, **short)
+    seeds, partitions = [], []
+    train, cluster = model._train, model._cluster
+
+    def spy_train(prepared, inputs, n_clusters, seed):
+        seeds.append(seed)
+        return train(prepared, inputs, n_clusters, seed)
+
+    def spy_cluster(embedding, n_clusters):
+        labels, assigner = cluster(embedding, n_clusters)
+        partitions.append(labels)
+        return labels, assigner
+
+    monkeypatch.setattr(model, "_train", spy_train)
+    monkeypatch.setattr(model, "_cluster", spy_cluster)
+    model.fit(tissue)
+    assert seeds == [0, 1, 2] and len(partitions) == 3
+    np.testing.assert_array_equal(model.latent(), single.latent())  # the first training is kept
+    np.testing.assert_array_equal(model.history.total, single.history.total)
+    np.testing.assert_array_equal(partitions[0], single.predict())
+    np.testing.assert_array_equal(model.predict(), consensus(partitions, 4))
+    assert not np.array_equal(model.predict(), single.predict())  # the vote changed spots: the test has teeth
+    assert adjusted_rand_score(model.predict(), model.predict(tissue)) > 0.9  # new data: the voted domains
+
+
 def test_paper_preset_reaches_the_model_and_is_recorded(tissue):
     out = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, preset="paper", epochs=2, progress_bar=False)
     params = out.uns["tsstc"]["params"]

@@ -179,6 +179,9 @@ class TSstc:
                 "let the resolution decide."
             )
             raise ValueError(msg)
+        if n_clusters is None and self.config.restarts > 1:
+            msg = "`restarts` > 1 votes over trainings with a fixed number of domains: give `n_clusters`."
+            raise ValueError(msg)
         if cluster_pcs is not None and cluster_pcs < 1:
             msg = f"`cluster_pcs` must be a positive integer or None, got {cluster_pcs!r}."
             raise ValueError(msg)
@@ -303,34 +306,26 @@ class TSstc:
             prepared = self._prepare(adata, fitting=True, layer=layer, radii=radii, **self._graph_params)
             self._graph_params.update(radii=prepared.radii.tolist(), unit=prepared.unit)
             inputs = self._inputs(prepared, training=True)
-        device = torch.device(self.device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.random_state)
-            self.module = TSstcModule(
-                prepared.x.shape[1],
-                len(prepared.spatial),
-                hidden_dim=self.config.hidden_dim,
-                latent_dim=self.config.latent_dim,
-                use_sas=self.config.use_sas,
-            ).to(device)
-        generator = torch.Generator(device=device).manual_seed(self.random_state)
-        snapshots = self._snapshot_taker(inputs, n_clusters)
-        with clock("training"):
-            self.history = train(
-                self.module,
-                inputs,
-                self.config,
-                generator,
-                random_state=self.random_state,
-                progress_bar=self.progress_bar,
-                on_epoch_end=snapshots.take,
-            )
-            fused, weights = embed(self.module, inputs)
+        runs: list[np.ndarray] = []  # every training's domains: its last epoch, then its earlier snapshots
+        for restart in range(self.config.restarts):  # the first training is the one kept
+            with clock("training"):
+                module, history, snapshots = self._train(
+                    prepared, inputs, n_clusters, self.random_state + restart
+                )
+                fused, weights = embed(module, inputs)
+            with clock("clustering"):
+                labels, assigner = self._cluster(fused, n_clusters)
+                runs += [
+                    labels,
+                    *(self._cluster(z, n_clusters)[0] for z in snapshots.before(len(history.total))),
+                ]
+            if restart == 0:
+                self.module, self.history, self.assigner, kept = module, history, assigner, (fused, weights)
+        fused, weights = kept
+        labels = runs[0]
         with clock("clustering"):
-            labels, self.assigner = self._cluster(fused, n_clusters)
-            earlier = [self._cluster(z, n_clusters)[0] for z in snapshots.before(len(self.history.total))]
-            # the vote keeps the last epoch's domain names; new data go to the voted domains
-            voted = consensus_keeping_k([labels, *earlier], n_clusters) if earlier else None
+            # the vote keeps the first training's domain names; new data go to the voted domains
+            voted = consensus_keeping_k(runs, n_clusters) if len(runs) > 1 else None
             if voted is not None:
                 labels, self.assigner = voted, self.assigner.refit(fused, voted)
         self.timings, self.peak_rss_gb = clock.seconds, clock.peak_rss_gb
@@ -344,10 +339,39 @@ class TSstc:
         }
         return self
 
-    def _snapshot_taker(self, inputs: GraphInputs | list[Batch], n_clusters: int | None) -> _Snapshots:
+    def _train(
+        self, prepared: Prepared, inputs: GraphInputs | list[Batch], n_clusters: int | None, seed: int
+    ) -> tuple[TSstcModule, TrainingHistory, _Snapshots]:
+        """One training from initialisation ``seed`` (which also draws its negatives and ZINB spots)."""
+        device = torch.device(self.device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            module = TSstcModule(
+                prepared.x.shape[1],
+                len(prepared.spatial),
+                hidden_dim=self.config.hidden_dim,
+                latent_dim=self.config.latent_dim,
+                use_sas=self.config.use_sas,
+            ).to(device)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        snapshots = self._snapshot_taker(module, inputs, n_clusters)
+        history = train(
+            module,
+            inputs,
+            self.config,
+            generator,
+            random_state=seed,
+            progress_bar=self.progress_bar,
+            on_epoch_end=snapshots.take,
+        )
+        return module, history, snapshots
+
+    def _snapshot_taker(
+        self, module: TSstcModule, inputs: GraphInputs | list[Batch], n_clusters: int | None
+    ) -> _Snapshots:
         """Embeddings to keep during training for the snapshot consensus (none without a fixed K)."""
         epochs = self.config.snapshot_epochs()[:-1] if n_clusters is not None else []
-        return _Snapshots(self.module, inputs, epochs)
+        return _Snapshots(module, inputs, epochs)
 
     def _cluster(self, embedding: np.ndarray, n_clusters: int | None) -> tuple[np.ndarray, DomainAssigner]:
         return cluster(
