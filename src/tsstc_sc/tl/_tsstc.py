@@ -113,8 +113,9 @@ def tsstc(
     **kwargs
         Model hyperparameters, any field of :class:`~tsstc_sc.tl.TSstcConfig` (e.g. ``epochs``,
         ``alpha``, ``lambda_r``, ``use_sas``, ``refine_rule``, ``adj_norm``, ``log1p``).
-        ``restarts=3`` votes over three trainings (seeds ``random_state`` to ``random_state + 2``):
-        steadier domains from seed to seed for three times the training time.
+        ``restarts=3`` votes over three trainings (seeds ``random_state`` to ``random_state + 2``), for
+        three times the training time: on the Visium benchmarks a little higher and, on 151674, steadier
+        from seed to seed; not on the olfactory bulb (docs/benchmarks.md).
 
     Returns
     -------
