@@ -21,14 +21,15 @@ def test_cli_runs_on_an_h5ad_and_scores_against_truth(tmp_path, capsys):
     adata = tsstc_sc.datasets.synthetic_tissue(n_spots=400, n_genes=200, n_domains=4)
     adata.write_h5ad(tmp_path / "in.h5ad")
     code = main(
-        ["run", str(tmp_path / "in.h5ad"), "--truth", "domain", "--epochs", "5", "--out", str(tmp_path / "out.h5ad"),
-         "--plot", str(tmp_path / "map.png")]
+        ["run", str(tmp_path / "in.h5ad"), "--truth", "domain", "--epochs", "5", "--restarts", "2",
+         "--out", str(tmp_path / "out.h5ad"), "--plot", str(tmp_path / "map.png")]
     )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
     assert "4 domains" in printed and "ARI" in printed
     out = ad.read_h5ad(tmp_path / "out.h5ad")
     assert out.obs["tsstc"].nunique() == 4 and (tmp_path / "map.png").stat().st_size > 10_000
+    assert (out.uns["tsstc"]["params"]["epochs"], out.uns["tsstc"]["params"]["restarts"]) == (5, 2)
 
 
 def test_cli_asks_for_the_number_of_domains(tmp_path, capsys):

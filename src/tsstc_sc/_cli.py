@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--truth", help="obs column with known domains: print ARI/NMI against it")
     run.add_argument("--radii", type=float, nargs="+", help="spatial radii (default: chosen from the data)")
     run.add_argument("--epochs", type=int, help="training epochs")
+    run.add_argument(
+        "--restarts", type=int, default=1, help="vote over this many trainings (3: steadier, 3x the time)"
+    )
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--seed", type=int, default=0, help="random state")
     return p
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if n_clusters is None:
         sys.stderr.write("tsstc-sc: pass --n-clusters (or --truth COLUMN to use its number of domains)\n")
         return 2
-    kwargs = {"epochs": args.epochs} if args.epochs else {}
+    kwargs = {"restarts": args.restarts, **({"epochs": args.epochs} if args.epochs else {})}
     start = time.perf_counter()
     tsstc_sc.tl.tsstc(
         adata,
