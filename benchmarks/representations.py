@@ -33,7 +33,10 @@ smallest scale; ``ward_init`` starts the mixture once from Ward's
 agglomeration (as mclust starts EEE), so that no seed enters the clustering; ``covariance``
 ``"full"`` or ``"diag"`` fits the mixture with one covariance per domain instead of the shared one;
 ``extra_components`` m fits K + m components and joins the nearest centroids back to K (as
-``tl.tsstc(extra_components=m)``; 0 here unless given, the clusterer of the earlier rows).
+``tl.tsstc(extra_components=m)``; 0 here unless given, the clusterer of the earlier rows);
+``smooth`` n replaces each part's embedding by n steps of the mean over each spot's closed
+neighbourhood on the smallest scale before it is clustered; ``concat_restarts`` (with ``restarts``)
+clusters each part once on the side-by-side embeddings of every restart's run instead of once per run.
 Labels (``obs['ground_truth']``) are used only to score.
 """
 
@@ -250,15 +253,24 @@ def score_one(
 
     fits: dict[tuple, np.ndarray] = {}  # variants that share a part's clustering reuse its fit
 
-    def fit(s: int, what: str, epoch: int, v: dict, m: int) -> np.ndarray:
-        key = (s, what, epoch, m, *(v.get(name, default) for name, default in CLUSTERING_DEFAULTS.items()))
+    def fit(runs: tuple[int, ...], what: str, epoch: int, v: dict, m: int) -> np.ndarray:
+        """One part clustered: the runs' embeddings side by side (one run: its own), smoothed if asked."""
+        steps = v.get("smooth", 0)
+        settings = (v.get(name, default) for name, default in CLUSTERING_DEFAULTS.items())
+        key = (runs, what, epoch, m, steps, *settings)
         if key not in fits:
-            z = _features(load(s), what, epoch, l2=v.get("l2", CLUSTERING_DEFAULTS["l2"]))
+            l2 = v.get("l2", CLUSTERING_DEFAULTS["l2"])
+            z = np.hstack([_features(load(s), what, epoch, l2=l2) for s in runs])
+            for _ in range(steps):
+                z = mean_around @ z
             fits[key] = _mixture(z, k, v, m)
         return fits[key]
 
     run = load(seed)
     adjacency = sp.load_npz(Path(folder) / f"{stem}__{seed}_adjacency.npz")
+    closed = (adjacency != 0).astype(np.float64) + sp.eye(adjacency.shape[0])
+    closed.data[:] = 1.0  # the spot and its neighbours, once each
+    mean_around = sp.diags(1 / np.asarray(closed.sum(axis=1)).ravel()) @ closed
     truth, k = run["truth"], int(run["k"])
     known = truth != "nan"
     rows = []
@@ -267,9 +279,8 @@ def score_one(
         others = [seeds[(position + i) % len(seeds)] for i in range(v.get("restarts", 1))]
         mixture_seed = seed if v.get("mixture_seed") is None else v["mixture_seed"]
         mixture_seeds = [mixture_seed + i for i in range(v.get("mixture_votes", 1))]
-        parts = [
-            fit(s, what, epoch, v, m) for s in others for what, epoch in v["parts"] for m in mixture_seeds
-        ]
+        runs = [tuple(others)] if v.get("concat_restarts") else [(s,) for s in others]
+        parts = [fit(r, what, epoch, v, m) for r in runs for what, epoch in v["parts"] for m in mixture_seeds]
         if v.get("pick") == "stable_epoch":  # the part whose mixture seeds agree most, first seed's fit
             parts = [max(_groups(parts, len(mixture_seeds)), key=_agreement)[0]]
         elif v.get("pick") == "coherent":  # the most spatially coherent partition
