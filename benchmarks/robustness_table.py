@@ -42,13 +42,22 @@ Valid but unusual input that works and gives the same result as CSR float32 coun
 dense, CSC, float64, int64 and uint16 `X`; raw counts in a layer (`layer=`; `X` untouched); an AnnData
 view (made actual, like scanpy; its parent is untouched); a backed AnnData; a single library in
 `library_key`; coincident spots (not neighbours of each other, reported); isolated spots (reported,
-they keep their own expression at that scale). A COO `X` cannot be stored in an AnnData at all
-(anndata refuses it). Training that diverges stops with `FloatingPointError` naming `lr`.
+they keep their own expression at that scale); Visium data with the array grid but no
+`obsm['spatial']`; stored scales reused with the arguments they were built with (recorded in `params`);
+sections of 12-30 spots (fewer than the negatives per spot or the mixture's principal components). A
+COO `X` cannot be stored in an AnnData at all (anndata refuses it). Training that diverges stops with
+`FloatingPointError` naming `lr`. `copy=True` on a backed AnnData is refused before any work (it
+cannot be copied without a file).
 
 Reproducibility: on CPU, the same `random_state` gives bit-identical embeddings and labels, in one
-process or across processes, for a fixed number of torch threads (`torch.get_num_threads()`, set by
-`OMP_NUM_THREADS`; the test uses 2). Different thread counts, another CPU model (its BLAS/oneDNN kernels sum in another order) or a GPU
-may round differently: the quickstart once gave ARI 0.532 here and 0.536 on the CI machine.
+process or across processes, for a fixed number of torch threads (`torch.get_num_threads()` when
+`tl.tsstc` is called, set by `OMP_NUM_THREADS` or `torch.set_num_threads`; recorded in
+`uns['tsstc']['params']['torch_threads']`; the test uses 2). numba, which scanpy's highly variable genes
+and neighbours use, resets the OpenMP thread count torch shares: `tl.tsstc` sets torch's count
+explicitly for its training and restores it afterwards, so its own steps change nothing, but a
+`sc.pp.neighbors` call before it can (pin it with `torch.set_num_threads`). Different thread counts,
+another CPU model (its BLAS/oneDNN kernels sum in another order) or a GPU may round differently: the
+quickstart once gave ARI 0.532 here and 0.536 on the CI machine.
 """
     (ROOT / "docs" / "robustness.md").write_text(text)
     sys.stdout.write(f"{len(rows)} cases written to docs/robustness.md\n")

@@ -114,6 +114,28 @@ def _no_x(a):
     return ad.AnnData(obs=a.obs, obsm={"spatial": a.obsm["spatial"]})
 
 
+def _dup_genes(a):
+    a.var_names = ["g0", *a.var_names[1:-1], "g0"]
+    return a
+
+
+def _scales_without_graphs(a):
+    """Stored scales whose graphs are gone, as after ``anndata.concat`` (which drops ``obsp``)."""
+    tsstc_sc.pp.spatial_scales(a)
+    for key in list(a.obsp):
+        del a.obsp[key]
+    return a
+
+
+def _stored_scales(**kw):
+    def make(a):
+        a.obs["slide"] = np.where(np.arange(a.n_obs) < a.n_obs // 2, "A", "B")
+        tsstc_sc.pp.spatial_scales(a, **kw)
+        return a
+
+    return make
+
+
 def _huge(a):
     rng = np.random.default_rng(0)
     big = ad.AnnData(obs={"i": np.arange(50_000)})
@@ -158,6 +180,14 @@ CASES = [
     Case("gmm without n_clusters", lambda a: a, tl(n_clusters=None), ValueError, "needs `n_clusters`"),
     Case("unknown cluster_method", lambda a: a, tl(cluster_method="dbscan"), ValueError, "cluster_method"),
     Case("cluster_pcs = 0", lambda a: a, tl(cluster_pcs=0), ValueError, "cluster_pcs"),
+    Case("duplicate var_names", _dup_genes, tl(), ValueError, "var_names_make_unique"),
+    Case("stored scales without their graphs", _scales_without_graphs, tl(), ValueError, "pp.spatial_scales"),
+    Case("stored scales built with another unit", _stored_scales(unit="array"), tl(unit="nn"), ValueError, "built with"),
+    Case("stored scales built without library_key", _stored_scales(), tl(library_key="slide"), ValueError, "built with"),
+    Case("stored scales built from other coordinates", _stored_scales(unit="nn"), tl(spatial_key="xy"), ValueError, "built with"),
+    Case("key_added='spatial' (Visium images live there)", lambda a: a, tl(key_added="spatial"), ValueError, "uns\\['spatial'\\]"),
+    Case("random_state=None", lambda a: a, tl(random_state=None), TypeError, "random_state"),
+    Case("radii as a string", lambda a: a, pp(radii="2,3"), TypeError, "list of numbers"),
     Case("unknown hyperparameter", lambda a: a, tl(learning_rate=0.1), TypeError, "Unknown TSstc parameter"),
     Case("epochs = 0", lambda a: a, tl(epochs=0), ValueError, "epochs"),
     Case("restarts = 0", lambda a: a, tl(restarts=0), ValueError, "restarts"),
@@ -175,8 +205,8 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_raises_a_clear_error_and_changes_nothing(case):
-    with warnings.catch_warnings():  # anndata warns when copying duplicated names (one of the cases)
-        warnings.filterwarnings("ignore", "Observation names are not unique", UserWarning)
+    with warnings.catch_warnings():  # anndata warns when copying duplicated names (two of the cases)
+        warnings.filterwarnings("ignore", "(Observation|Variable) names are not unique", UserWarning)
         adata = case.make(base())
         before = adata.copy() if isinstance(adata, ad.AnnData) else None
     with pytest.raises(case.error, match=case.match):
@@ -249,6 +279,60 @@ def test_backed_anndata(tmp_path, reference):
     backed = ad.read_h5ad(tmp_path / "b.h5ad", backed="r")
     tsstc_sc.tl.tsstc(backed, n_clusters=4, epochs=3, progress_bar=False)
     np.testing.assert_array_equal(backed.obs["tsstc"], reference.obs["tsstc"])
+
+
+def test_copy_of_a_backed_anndata_is_refused_before_any_work(tmp_path):
+    base().write_h5ad(tmp_path / "b.h5ad")
+    backed = ad.read_h5ad(tmp_path / "b.h5ad", backed="r")
+    for call in (
+        lambda: tsstc_sc.tl.tsstc(backed, n_clusters=4, copy=True, **FAST),
+        lambda: tsstc_sc.pp.spatial_scales(backed, copy=True),
+    ):
+        with pytest.raises(ValueError, match="to_memory"):
+            call()
+    assert "tsstc" not in backed.obs and set(backed.uns) == {"synthetic"} and not backed.obsp
+
+
+def test_array_unit_without_pixel_coordinates():
+    """Visium data need only the array grid: graphs and mini-batch tiles both come from it."""
+    adata = base()
+    del adata.obsm["spatial"]
+    tsstc_sc.tl.tsstc(adata, n_clusters=4, **FAST)
+    tsstc_sc.tl.tsstc(adata, n_clusters=4, batch_size=100, key_added="tiled", radii=[2, 3], **FAST)
+    assert adata.uns["tsstc"]["params"]["unit"] == "array" and adata.obs["tiled"].nunique() == 4
+
+
+def test_stored_scales_are_reused_and_recorded_as_they_were_built():
+    adata = base()
+    adata.obs["slide"] = np.where(np.arange(adata.n_obs) < 150, "A", "B")
+    tsstc_sc.pp.spatial_scales(adata, unit="nn", library_key="slide")
+    tsstc_sc.tl.tsstc(adata, n_clusters=4, **FAST)  # the defaults take the stored scales as they are
+    params = adata.uns["tsstc"]["params"]
+    assert (params["unit"], params["library_key"]) == ("nn", "slide")
+
+
+@pytest.mark.parametrize("n_spots", [12, 30])
+def test_tiny_sections_train_and_keep_every_domain(n_spots):
+    """Fewer spots than negatives per spot (32) or than principal components (20) still work."""
+    adata = base()[:n_spots].copy()
+    tsstc_sc.tl.tsstc(adata, n_clusters=3, **FAST)
+    assert adata.obs["tsstc"].cat.categories.tolist() == ["0", "1", "2"]
+    assert np.isfinite(adata.obsm["X_tsstc"]).all()
+
+
+def test_the_package_leaves_torch_threads_as_it_found_them():
+    """scanpy's neighbours (numba) reset the OpenMP thread count torch shares; Leiden must not leak it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        adata = base()
+        tsstc_sc.tl.tsstc(adata, n_clusters=4, cluster_method="leiden", **FAST)
+        assert torch.get_num_threads() == 1
+        assert adata.uns["tsstc"]["params"]["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_single_library_key_and_isolated_and_coincident_spots():

@@ -349,6 +349,19 @@ def test_the_spatial_vote_never_erases_a_domain():
     assert smoothed[10] == 0 and smoothed[50] == 0
 
 
+def test_the_spatial_vote_never_empties_a_domain_even_a_small_one():
+    """A domain already below the size that counts as kept (here 2 of 600 spots) is not voted away either."""
+    import scipy.sparse as sp
+
+    from tsstc_sc._clustering import spatial_majority_vote
+
+    n = 600
+    chain = sp.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1], format="csr", dtype=np.float32)
+    labels = np.repeat([0, 1], [300, 300])
+    labels[[10, 50]] = 2
+    assert set(spatial_majority_vote(labels, chain)) == {0, 1, 2}
+
+
 def test_the_spatial_vote_needs_a_strict_majority():
     """A spot whose neighbours are split keeps its label; a plurality vote would take the largest share."""
     import scipy.sparse as sp

@@ -119,6 +119,7 @@ def gmm(
     from sklearn.mixture import GaussianMixture
 
     x = embedding.astype(np.float64)
+    extra_components = min(extra_components, len(x) - n_clusters)  # no more components than spots
     model = GaussianMixture(
         n_clusters + extra_components, covariance_type="tied", n_init=n_init, random_state=random_state
     )
@@ -225,10 +226,10 @@ def cluster(
     STAGATE users do before mclust), which steadies the Gaussian mixture. ``extra_components``: see
     :func:`gmm` (the Gaussian mixture only).
     """
-    if n_pcs is not None and n_pcs < embedding.shape[1]:
+    if n_pcs is not None and min(n_pcs, len(embedding)) < embedding.shape[1]:
         from sklearn.decomposition import PCA
 
-        pca = PCA(n_pcs, svd_solver="full").fit(embedding.astype(np.float64))
+        pca = PCA(min(n_pcs, len(embedding)), svd_solver="full").fit(embedding.astype(np.float64))
         labels, assigner = cluster(
             pca.transform(embedding),
             n_clusters,
@@ -269,13 +270,15 @@ def spatial_majority_vote(labels: np.ndarray, adjacency: sp.csr_matrix) -> np.nd
     A spot without such a majority keeps its own label: a domain one spot wide, whose spots have as
     many neighbours outside it as inside, is not voted away (a plurality vote erased the olfactory
     bulb's thin layers; docs/benchmarks.md). A vote that would lose a domain the labels had
-    (:func:`keeps_every_domain`) returns them unchanged.
+    (:func:`keeps_every_domain`), or empty one however small, returns them unchanged.
     """
     votes = neighbourhood_votes(labels, adjacency)
     top = votes.argmax(axis=1)
     voted = np.where(votes[np.arange(len(labels)), top] > 0.5 * votes.sum(axis=1), top, labels)
     k = votes.shape[1]
-    return labels if keeps_every_domain(labels, k) and not keeps_every_domain(voted, k) else voted
+    lost = keeps_every_domain(labels, k) and not keeps_every_domain(voted, k)
+    emptied = len(np.unique(voted)) < len(np.unique(labels))
+    return labels if lost or emptied else voted
 
 
 def match_labels(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -39,6 +39,35 @@ def check_anndata(adata: object) -> AnnData:
     return adata
 
 
+def check_var_names(adata: AnnData) -> None:
+    """Genes are looked up by name (a trained model on new data): names must be unique."""
+    if not adata.var_names.is_unique:
+        dup = adata.var_names[adata.var_names.duplicated()][0]
+        msg = (
+            f"`adata.var_names` are not unique (e.g. {dup!r} repeats); genes are matched by name, so make "
+            "them unique first: `adata.var_names_make_unique()`."
+        )
+        raise ValueError(msg)
+
+
+def check_copyable(adata: AnnData, *, copy: bool) -> None:
+    """``copy=True`` needs an in-memory AnnData: say so before any work, not after it."""
+    if copy and adata.isbacked:
+        msg = (
+            "`copy=True` on a backed AnnData (opened with `backed=`) cannot copy without a file: load it "
+            "first with `adata = adata.to_memory()`, or pass `copy=False` to write the results into it."
+        )
+        raise ValueError(msg)
+
+
+def check_random_state(random_state: object) -> int:
+    """An integer seed: results are reproducible for a seed (and thread count)."""
+    if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
+        msg = f"`random_state` must be an integer seed (e.g. 0), got {random_state!r}."
+        raise TypeError(msg)
+    return int(random_state)
+
+
 def check_spatial(adata: AnnData, spatial_key: str) -> np.ndarray:
     """Return ``adata.obsm[spatial_key]`` as a finite float64 array of shape ``(n_obs, 2 or 3)``."""
     if spatial_key not in adata.obsm:
@@ -98,7 +127,11 @@ def check_radii(radii: Sequence[float] | float | None) -> np.ndarray | None:
     """Return strictly increasing positive radii as float64, ``None`` passes through (= defaults)."""
     if radii is None:
         return None
-    arr = np.atleast_1d(np.asarray(radii, dtype=np.float64))
+    try:
+        arr = np.atleast_1d(np.asarray(radii, dtype=np.float64))
+    except (TypeError, ValueError):
+        msg = f"`radii` must be a number or a list of numbers, e.g. [2, 3, 4, 5], got {radii!r}."
+        raise TypeError(msg) from None
     if arr.ndim != 1 or arr.size == 0:
         msg = f"`radii` must be a non-empty list of numbers, got {radii!r}."
         raise ValueError(msg)

@@ -21,8 +21,16 @@ from .._config import Preset, TSstcConfig
 from .._gene_graph import gene_knn_graph
 from .._preprocessing import Expression, preprocess, transform
 from .._spatial_graphs import Unit
-from .._validation import check_anndata, check_counts, check_library, check_n_clusters, resolve_device
-from ..pp._spatial_scales import ScalesResult, compute_spatial_scales
+from .._validation import (
+    check_anndata,
+    check_counts,
+    check_library,
+    check_n_clusters,
+    check_random_state,
+    check_var_names,
+    resolve_device,
+)
+from ..pp._spatial_scales import ScalesResult, compute_spatial_scales, graph_coordinates
 from ._minibatch import Batch, make_batches, spatial_tiles
 from ._module import TSstcModule
 from ._training import GraphInputs, TrainingHistory, embed, normalized_operators, train
@@ -42,8 +50,8 @@ class Prepared:
     gene_graph: sp.csr_matrix
     scales: ScalesResult | None  # graphs computed here (None when reused from ``adata``)
     radii: np.ndarray
-    unit: str
-    coords: np.ndarray  # spot positions, for spatial tiles in mini-batch training
+    built: dict[str, Any]  # how the graphs were built: unit, spatial_key, library_key
+    coords: np.ndarray  # spot positions of the graphs, for spatial tiles in mini-batch training
     libraries: np.ndarray  # integer library code of each spot
 
 
@@ -55,17 +63,66 @@ def reuse_or_build_scales(
     spatial_key: str,
     library_key: str | None,
     key: str,
-) -> tuple[list[sp.csr_matrix], ScalesResult | None, np.ndarray, str]:
-    """Graphs from ``pp.spatial_scales`` when present and ``radii`` is not given, else built now."""
+) -> tuple[list[sp.csr_matrix], ScalesResult | None, np.ndarray, dict[str, Any]]:
+    """Graphs from ``pp.spatial_scales`` when present and ``radii`` is not given, else built now; and
+    how they were built (``unit``, ``spatial_key``, ``library_key``).
+
+    Stored graphs are taken as they were built: a ``unit`` (other than ``"auto"``), ``library_key`` or
+    ``spatial_key`` (other than the default, for coordinate graphs) that contradicts them is an error.
+    """
     index = adata.uns.get(f"{key}_scales")
     if radii is None and index is not None:
-        graphs = [adata.obsp[f"{name}_connectivities"] for name in index["scale_keys"]]
+        built = {
+            "unit": str(index["unit"]),
+            "spatial_key": str(index.get("spatial_key", "spatial")),
+            "library_key": index.get("library_key"),
+        }
+        asked = {
+            "unit": None if unit == "auto" else unit,
+            "spatial_key": None if spatial_key == "spatial" or built["unit"] == "array" else spatial_key,
+            "library_key": library_key,
+        }
+        clash = {name: value for name, value in asked.items() if value is not None and value != built[name]}
+        if clash:
+            wanted = ", ".join(f"{name}={value!r}" for name, value in clash.items())
+            had = ", ".join(f"{name}={built[name]!r}" for name in clash)
+            msg = (
+                f"The spatial scales in `adata.uns['{key}_scales']` were built with {had}, but {wanted} was "
+                f"given. Rebuild them with `tsstc_sc.pp.spatial_scales(adata, {wanted})`, or pass `radii=` "
+                "to build them here."
+            )
+            raise ValueError(msg)
+        keys = [f"{name}_connectivities" for name in index["scale_keys"]]
+        missing = [k for k in keys if k not in adata.obsp]
+        if missing:
+            msg = (
+                f"`adata.uns['{key}_scales']` lists spatial scales whose graphs are not in `adata.obsp` "
+                f"(missing: {missing}), as after `anndata.concat`, which drops `obsp`. Rebuild them with "
+                "`tsstc_sc.pp.spatial_scales(adata)` (`library_key=` for several slides), or pass `radii=`."
+            )
+            raise ValueError(msg)
         logg.info(f"reusing the spatial scales in `adata.uns['{key}_scales']`: radii {list(index['radii'])}")
-        return graphs, None, np.asarray(index["radii"]), str(index["unit"])
+        return [adata.obsp[k] for k in keys], None, np.asarray(index["radii"]), built
     result = compute_spatial_scales(
         adata, radii, unit=unit, spatial_key=spatial_key, library_key=library_key, key_added=key
     )
-    return result.connectivities, result, result.radii, result.unit
+    built = {"unit": result.unit, "spatial_key": spatial_key, "library_key": library_key}
+    return result.connectivities, result, result.radii, built
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run with torch's CPU thread count (OpenMP and MKL) set to ``threads``, and leave it so.
+
+    numba (scanpy's highly variable genes and neighbours, pynndescent) resets the OpenMP count that
+    torch shares, and torch's results then depended on whether its pools had started before or after
+    that. Setting the count explicitly makes a result depend only on the seed and ``threads``.
+    """
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _StageClock:
@@ -195,11 +252,12 @@ class TSstc:
         self.n_clusters, self.cluster_method, self.cluster_pcs = n_clusters, cluster_method, cluster_pcs
         self.extra_components = int(extra_components)
         self.device = resolve_device(device)
-        self.random_state, self.progress_bar = int(random_state), progress_bar
+        self.random_state, self.progress_bar = check_random_state(random_state), progress_bar
         self.module: TSstcModule | None = None
         self.expression: Expression | None = None
         self.history: TrainingHistory | None = None
         self.assigner: DomainAssigner | None = None
+        self.torch_threads: int | None = None  # CPU threads of the last fit
         self.timings: dict[str, float] = {}  # wall seconds per stage of the last fit
         self.peak_rss_gb: dict[str, float] = {}  # process peak memory at the end of each stage
         self._fit_outputs: dict[str, Any] = {}
@@ -207,6 +265,7 @@ class TSstc:
 
     # -- preparation ----------------------------------------------------------------------
     def _prepare(self, adata: AnnData, *, fitting: bool, **graph_params: Any) -> Prepared:
+        check_var_names(adata)
         counts = check_counts(adata, graph_params.pop("layer"))
         if fitting:
             self.expression = preprocess(
@@ -225,16 +284,16 @@ class TSstc:
                 log1p=self.config.log1p,
                 max_value=self.config.max_value,
             )
-        spatial, scales, radii, unit = reuse_or_build_scales(adata, **graph_params)
+        spatial, scales, radii, built = reuse_or_build_scales(adata, **graph_params)
         gene_graph = gene_knn_graph(
             x,
             min(self.config.gene_neighbors, x.shape[0] - 1),
             n_pcs=self.config.gene_graph_pcs,
             random_state=self.random_state,
         )
-        coords = np.asarray(adata.obsm[graph_params["spatial_key"]], dtype=np.float64)[:, :2]
-        libraries = check_library(adata, graph_params["library_key"])
-        return Prepared(x, spatial, gene_graph, scales, radii, unit, coords, libraries)
+        coords = graph_coordinates(adata, built["unit"], built["spatial_key"])[:, :2]
+        libraries = check_library(adata, built["library_key"])
+        return Prepared(x, spatial, gene_graph, scales, radii, built, coords, libraries)
 
     def _gene_positions(self, adata: AnnData) -> np.ndarray:
         index = {g: i for i, g in enumerate(adata.var_names)}
@@ -301,19 +360,20 @@ class TSstc:
             "library_key": library_key,
             "key": scales_key,
         }
+        self.torch_threads = torch.get_num_threads()  # results are bit-identical for a seed and this count
         clock = _StageClock()
         with clock("graphs_and_preprocessing"):
             prepared = self._prepare(adata, fitting=True, layer=layer, radii=radii, **self._graph_params)
-            self._graph_params.update(radii=prepared.radii.tolist(), unit=prepared.unit)
+            self._graph_params.update(radii=prepared.radii.tolist(), **prepared.built)
             inputs = self._inputs(prepared, training=True)
         runs: list[np.ndarray] = []  # every training's domains: its last epoch, then its earlier snapshots
         for restart in range(self.config.restarts):  # the first training is the one kept
-            with clock("training"):
+            with clock("training"), _torch_threads(self.torch_threads):
                 module, history, snapshots = self._train(
                     prepared, inputs, n_clusters, self.random_state + restart
                 )
                 fused, weights = embed(module, inputs)
-            with clock("clustering"):
+            with clock("clustering"), _torch_threads(self.torch_threads):  # Leiden calls numba
                 labels, assigner = self._cluster(fused, n_clusters)
                 runs += [
                     labels,
@@ -401,11 +461,12 @@ class TSstc:
     def _embed_new(self, adata: AnnData, *, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
         check_anndata(adata)
         params = {k: v for k, v in self._graph_params.items() if k != "radii"}
+        threads = torch.get_num_threads()
         prepared = self._prepare(
             adata, fitting=False, layer=layer, radii=self._graph_params["radii"], **params
         )
-        fused, weights = embed(self.module, self._inputs(prepared))
-        return fused, weights
+        with _torch_threads(threads):
+            return embed(self.module, self._inputs(prepared))
 
     def predict(self, adata: AnnData | None = None, *, layer: str | None = None) -> np.ndarray:
         """Domain index of each spot: the fitted labels, or new data assigned to the fitted domains (the

@@ -154,9 +154,10 @@ def edge_dot(a: torch.Tensor, b: torch.Tensor, src: torch.Tensor, dst: torch.Ten
     """Row-wise dot products ``<a[src_e], b[dst_e]>`` for pairs sorted by ``src`` (not differentiable).
 
     On the CPU a sampled dense-dense product (SDDMM) over the pairs' CSR pattern, ~10x faster than
-    gathering two ``(E, d)`` matrices; elsewhere the gather, which is bandwidth-bound but fast.
+    gathering two ``(E, d)`` matrices; elsewhere the gather, which is bandwidth-bound but fast. The
+    SDDMM refuses more pairs than the matrix has entries (repeats on a tiny section): gathered too.
     """
-    if a.device.type != "cpu":
+    if a.device.type != "cpu" or len(src) > a.shape[0] * b.shape[0]:
         return (a.index_select(0, src) * b.index_select(0, dst)).sum(1)
     pattern = _csr_from_pairs(src, dst, a.new_zeros(len(src)), (a.shape[0], b.shape[0]), rows_sorted=True)
     return torch.sparse.sampled_addmm(pattern, a, b.T, beta=0.0).values()

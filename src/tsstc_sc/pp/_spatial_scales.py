@@ -25,6 +25,7 @@ from .._spatial_graphs import (
 from .._validation import (
     check_anndata,
     check_array_coords,
+    check_copyable,
     check_key,
     check_library,
     check_radii,
@@ -48,6 +49,11 @@ def resolve_unit(adata: AnnData, unit: Unit) -> str:
     if unit == "auto":
         return "array" if {"array_row", "array_col"} <= set(adata.obs.columns) else "nn"
     return unit
+
+
+def graph_coordinates(adata: AnnData, unit: str, spatial_key: str) -> np.ndarray:
+    """The positions the graphs of a resolved ``unit`` are built on: the Visium grid or ``obsm``."""
+    return check_array_coords(adata) if unit == "array" else check_spatial(adata, spatial_key)
 
 
 @dataclass
@@ -83,7 +89,7 @@ def compute_spatial_scales(
     radii_arr = check_radii(radii)
     resolved = resolve_unit(adata, unit)
     libraries = check_library(adata, library_key)
-    coords = check_array_coords(adata) if resolved == "array" else check_spatial(adata, spatial_key)
+    coords = graph_coordinates(adata, resolved, spatial_key)
     n_shared = len(coords) - len(np.unique(np.c_[libraries, coords], axis=0))
     if n_shared:
         logg.warning(
@@ -195,6 +201,7 @@ def spatial_scales(
     ['tsstc_r2', 'tsstc_r3']
     """
     check_anndata(adata)
+    check_copyable(adata, copy=copy)
     result = compute_spatial_scales(
         adata, radii, unit=unit, spatial_key=spatial_key, library_key=library_key, key_added=key_added
     )

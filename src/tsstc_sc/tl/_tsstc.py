@@ -15,7 +15,7 @@ from .._clustering import ClusterMethod, spatial_majority_vote
 from .._config import Preset, TSstcConfig
 from .._docs import inject_docs
 from .._spatial_graphs import Unit
-from .._validation import check_anndata, check_key, check_n_clusters
+from .._validation import check_anndata, check_copyable, check_key, check_n_clusters
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -72,7 +72,8 @@ def tsstc(
         ``X`` (or ``layer``) must hold raw counts.
     {radii}
         When ``None`` and :func:`tsstc_sc.pp.spatial_scales` already ran with the same
-        ``key_added``, its graphs are reused; otherwise they are built here.
+        ``key_added``, its graphs are reused as they were built (a ``unit``, ``library_key`` or
+        ``spatial_key`` that contradicts them is an error); otherwise they are built here.
     n_clusters
         Number of domains, honoured exactly. Required for ``"gmm"`` and ``"kmeans"``; without it
         (Leiden) only the last epoch is clustered.
@@ -106,7 +107,9 @@ def tsstc(
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     random_state
-        Seed of every random choice; the same seed on CPU gives identical results.
+        Seed of every random choice (an integer). The same seed and number of CPU threads give
+        identical results; the thread count is recorded in ``params["torch_threads"]`` (scanpy's
+        ``sc.pp.neighbors`` can change torch's count: pin it with ``torch.set_num_threads``).
     progress_bar
         Show a progress bar with the current loss; ``None`` follows ``sc.settings.verbosity``.
     {copy}
@@ -132,7 +135,8 @@ def tsstc(
     ``adata.obsp[f"{{key_added}}_gene_connectivities"]``
         The cosine k-NN gene graph.
     ``adata.uns[key_added]``
-        ``params`` (every result-changing argument, the resolved device and the package version),
+        ``params`` (every result-changing argument, the resolved device, ``unit``, ``spatial_key``
+        and ``library_key`` as the graphs were built, ``torch_threads`` and the package version),
         ``loss`` (per-epoch ``total``, ``reconstruction``, ``regularization`` per scale, and
         ``kept_fraction`` of spatial edges kept as positives per scale), ``genes`` used and
         ``timings``: wall seconds of each stage (``graphs_and_preprocessing``, ``training``,
@@ -152,7 +156,14 @@ def tsstc(
     from .._model._estimator import TSstc
 
     check_anndata(adata)
+    check_copyable(adata, copy=copy)
     check_key(key_added)
+    if key_added == "spatial":
+        msg = (
+            "`key_added='spatial'` would overwrite `adata.uns['spatial']`, where Visium images and scale "
+            "factors live; choose another key, e.g. `key_added='domain'`."
+        )
+        raise ValueError(msg)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     TSstcConfig.from_kwargs(preset, **kwargs)  # fail fast on bad hyperparameters, before any work
     model = TSstc(
@@ -194,11 +205,12 @@ def tsstc(
         "refine_labels": refine_labels,
         "preset": preset,
         "radii": radii_used,
-        "unit": model._graph_params["unit"],
-        "spatial_key": spatial_key,
-        "library_key": library_key,
+        "unit": model._graph_params["unit"],  # as the graphs were built (stored ones are reused as built)
+        "spatial_key": model._graph_params["spatial_key"],
+        "library_key": model._graph_params["library_key"],
         "layer": layer,
         "device": model.device,
+        "torch_threads": model.torch_threads,
         "random_state": random_state,
         "epochs_run": len(history.total),
         "version": __version__,
