@@ -39,6 +39,17 @@ def test_cli_asks_for_the_number_of_domains(tmp_path, capsys):
     assert "--n-clusters" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--truth", "nosuch"], "obs column"), (["--n-clusters", "3", "--epochs", "0"], "epochs")],
+)
+def test_cli_explains_bad_arguments(tmp_path, capsys, args, message):
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    assert main(["run", str(tmp_path / "in.h5ad"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_cli_rejects_unknown_commands():
     with pytest.raises(SystemExit):
         main(["fly"])

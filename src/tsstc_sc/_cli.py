@@ -54,23 +54,30 @@ def main(argv: list[str] | None = None) -> int:
         adata = ad.read_h5ad(args.input)
         truth = args.truth
         source = str(args.input)
+    if truth is not None and truth not in adata.obs:
+        sys.stderr.write(f"tsstc-sc: --truth {truth!r} is not an obs column of {source}\n")
+        return 2
     n_clusters = args.n_clusters
     if n_clusters is None and truth is not None:
         n_clusters = adata.obs[truth].nunique()
     if n_clusters is None:
         sys.stderr.write("tsstc-sc: pass --n-clusters (or --truth COLUMN to use its number of domains)\n")
         return 2
-    kwargs = {"restarts": args.restarts, **({"epochs": args.epochs} if args.epochs else {})}
+    kwargs = {"restarts": args.restarts, **({"epochs": args.epochs} if args.epochs is not None else {})}
     start = time.perf_counter()
-    tsstc_sc.tl.tsstc(
-        adata,
-        args.radii,
-        n_clusters=n_clusters,
-        layer=args.layer,
-        device=args.device,
-        random_state=args.seed,
-        **kwargs,
-    )
+    try:
+        tsstc_sc.tl.tsstc(
+            adata,
+            args.radii,
+            n_clusters=n_clusters,
+            layer=args.layer,
+            device=args.device,
+            random_state=args.seed,
+            **kwargs,
+        )
+    except (KeyError, TypeError, ValueError) as e:  # the package's own messages say what to change
+        sys.stderr.write(f"tsstc-sc: {e.args[0] if e.args else e}\n")
+        return 2
     elapsed = time.perf_counter() - start
     lines = [
         f"TSstc on {source}: {n_clusters} domains in {elapsed:.1f} s on {adata.uns['tsstc']['params']['device']}"
