@@ -52,6 +52,20 @@ def test_hex_grid_radius_two_has_eight_neighbours(grid):
     assert np.diff(conns[2].indptr).max() == 8
 
 
+def test_square_array_grid_is_not_taken_for_visium(monkeypatch):
+    """Visium HD-like square bins carry array columns too; their array distances are not Visium's."""
+    rows, cols = np.meshgrid(np.arange(20), np.arange(20), indexing="ij")
+    adata = ad.AnnData(np.ones((400, 2), dtype=np.float32))
+    adata.obs["array_row"], adata.obs["array_col"] = rows.ravel(), cols.ravel()
+    adata.obsm["spatial"] = np.c_[cols.ravel(), rows.ravel()] * 8.0
+    tsstc_sc.pp.spatial_scales(adata)
+    assert adata.uns["tsstc_scales"]["unit"] == "nn"
+    warnings = []
+    monkeypatch.setattr(tsstc_sc._logging, "warning", warnings.append)
+    tsstc_sc.pp.spatial_scales(adata, unit="array", key_added="forced")
+    assert any("not Visium's hexagonal grid" in w for w in warnings)
+
+
 def test_copy_leaves_input_untouched(grid):
     before = grid.copy()
     out = tsstc_sc.pp.spatial_scales(grid, copy=True)

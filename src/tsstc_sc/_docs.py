@@ -18,7 +18,9 @@ unit
     Unit of ``radii``. ``"array"``: Visium array coordinates ``obs['array_row']``,
     ``obs['array_col']`` (neighbouring spots at distance sqrt(2) and 2). ``"nn"``: coordinates divided
     by the median nearest-neighbour distance of each library (any platform). ``"coords"``: the raw
-    units of ``obsm[spatial_key]``. ``"auto"``: ``"array"`` when the array columns exist, else ``"nn"``.""",
+    units of ``obsm[spatial_key]``. ``"auto"``: ``"array"`` when the array columns hold Visium's
+    hexagonal grid (``array_row + array_col`` of one parity), else ``"nn"`` (e.g. Visium HD's square
+    bins, whose array distances are not Visium's).""",
     "spatial_key": """\
 spatial_key
     Key in :attr:`~anndata.AnnData.obsm` holding the spot coordinates.""",

@@ -41,13 +41,28 @@ def scale_key(key_added: str, radius: float) -> str:
     return f"{key_added}_r{radius:g}"
 
 
+def _is_hexagonal(grid: np.ndarray) -> bool:
+    """Visium's array grid: every spot's ``array_row + array_col`` has the same parity."""
+    return np.unique(grid.sum(axis=1) % 2).size == 1
+
+
 def resolve_unit(adata: AnnData, unit: Unit) -> str:
     """``"auto"`` means the Visium array grid when it is there, else nearest-neighbour units."""
     if unit not in ("auto", "array", "nn", "coords"):
         msg = f'`unit` must be one of "auto", "array", "nn", "coords", got {unit!r}.'
         raise ValueError(msg)
+    if unit not in ("auto", "array") or not {"array_row", "array_col"} <= set(adata.obs.columns):
+        return "nn" if unit == "auto" else unit
+    hexagonal = _is_hexagonal(check_array_coords(adata))
     if unit == "auto":
-        return "array" if {"array_row", "array_col"} <= set(adata.obs.columns) else "nn"
+        if not hexagonal:
+            logg.info('the array grid is not hexagonal (not Visium\'s): unit="nn"')
+        return "array" if hexagonal else "nn"
+    if not hexagonal:
+        logg.warning(
+            "`adata.obs[['array_row', 'array_col']]` is not Visium's hexagonal grid (e.g. Visium HD's square "
+            'bins): radii in array units give far more neighbours than on Visium; consider `unit="nn"`.'
+        )
     return unit
 
 
