@@ -7,7 +7,7 @@ that says what is wrong and how to fix it. Nothing here modifies ``adata``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,23 +29,18 @@ def check_anndata(adata: object) -> AnnData:
     if adata.n_obs == 0:
         msg = "`adata` has no observations (spots); nothing to compute."
         raise ValueError(msg)
-    if not adata.obs_names.is_unique:
-        dup = adata.obs_names[adata.obs_names.duplicated()][0]
-        msg = (
-            f"`adata.obs_names` are not unique (e.g. {dup!r} repeats); results are stored per spot, so "
-            "make them unique first: `adata.obs_names_make_unique()`."
-        )
-        raise ValueError(msg)
+    check_unique_names(adata, "obs", "results are stored per spot")
     return adata
 
 
-def check_var_names(adata: AnnData) -> None:
-    """Genes are looked up by name (a trained model on new data): names must be unique."""
-    if not adata.var_names.is_unique:
-        dup = adata.var_names[adata.var_names.duplicated()][0]
+def check_unique_names(adata: AnnData, axis: Literal["obs", "var"], why: str) -> None:
+    """``obs_names`` or ``var_names`` must be unique; ``why`` says what relies on it."""
+    names = getattr(adata, f"{axis}_names")
+    if not names.is_unique:
+        dup = names[names.duplicated()][0]
         msg = (
-            f"`adata.var_names` are not unique (e.g. {dup!r} repeats); genes are matched by name, so make "
-            "them unique first: `adata.var_names_make_unique()`."
+            f"`adata.{axis}_names` are not unique (e.g. {dup!r} repeats); {why}, so make them unique "
+            f"first: `adata.{axis}_names_make_unique()`."
         )
         raise ValueError(msg)
 

@@ -27,7 +27,7 @@ from .._validation import (
     check_library,
     check_n_clusters,
     check_random_state,
-    check_var_names,
+    check_unique_names,
     resolve_device,
 )
 from ..pp._spatial_scales import ScalesResult, compute_spatial_scales, graph_coordinates
@@ -265,7 +265,7 @@ class TSstc:
 
     # -- preparation ----------------------------------------------------------------------
     def _prepare(self, adata: AnnData, *, fitting: bool, **graph_params: Any) -> Prepared:
-        check_var_names(adata)
+        check_unique_names(adata, "var", "genes are matched by name")
         counts = check_counts(adata, graph_params.pop("layer"))
         if fitting:
             self.expression = preprocess(
