@@ -21,7 +21,7 @@ clusterer (tied GMM on PCA 20 unless ``pcs`` says otherwise, seeded by the run's
             "mixture_votes": 1, "pick": null, "covariance": "tied", "vote_neighbors": null,
             "extra_components": 0}}
 A part is ``[what, epoch]``; ``what`` is ``fused``, ``denoised``, ``view0`` .. (spatial views, gene
-view last), ``gene`` (the gene view) or ``spatial_mean``. ``restarts`` > 1 votes over the parts of that many runs (seeds s,
+view last), ``gene`` (the gene view), ``spatial_mean`` or ``views`` (every view side by side). ``restarts`` > 1 votes over the parts of that many runs (seeds s,
 s+1, ... of the same dataset, cyclically). ``mixture_seed`` seeds the mixture with that number instead
 of the run's seed (training and mixture seeds apart); ``mixture_votes`` clusters every part with
 that many mixture seeds (the run's seed, +1, ...) and votes over all of them. ``pick`` replaces the
@@ -160,6 +160,8 @@ def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> 
     n_views = sum(name.startswith("view") and name.endswith(f"_{epoch}") for name in run.files)
     if what == "spatial_mean":
         z = np.mean([run[f"view{v}_{epoch}"] for v in range(n_views - 1)], axis=0)
+    elif what == "views":
+        z = np.hstack([run[f"view{v}_{epoch}"] for v in range(n_views)])
     elif what == "gene":
         z = run[f"view{n_views - 1}_{epoch}"]
     else:
