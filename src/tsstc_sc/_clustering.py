@@ -226,10 +226,11 @@ def cluster(
     STAGATE users do before mclust), which steadies the Gaussian mixture. ``extra_components``: see
     :func:`gmm` (the Gaussian mixture only).
     """
-    if n_pcs is not None and min(n_pcs, len(embedding)) < embedding.shape[1]:
+    n_pcs = None if n_pcs is None else min(n_pcs, len(embedding))  # PCA needs no more axes than spots
+    if n_pcs is not None and n_pcs < embedding.shape[1]:
         from sklearn.decomposition import PCA
 
-        pca = PCA(min(n_pcs, len(embedding)), svd_solver="full").fit(embedding.astype(np.float64))
+        pca = PCA(n_pcs, svd_solver="full").fit(embedding.astype(np.float64))
         labels, assigner = cluster(
             pca.transform(embedding),
             n_clusters,
