@@ -1,0 +1,140 @@
+"""Model-side variants screened before they touch the package: ``tsstc_slice.py`` with one patch applied.
+
+usage: python benchmarks/model_variants.py VARIANT PATH.h5ad [tsstc_slice.py options]
+
+Variants (each patches the installed package in this process only; ``defaults`` patches nothing and is
+the pairing baseline, identical to ``tsstc_slice.py``):
+* ``input_pcs50``: every view's GCN sees the top 50 centred principal components of the
+  preprocessed input (the same components the gene graph is built on) instead of all 3,000 genes;
+  the ZINB decoder still reconstructs the raw counts of every selected gene. The first layer is
+  started as for the gene input (uniform, bound 1/sqrt(genes)), so the early training, where the
+  domains are best, moves at a similar pace.
+* ``input_pcs200``: the same with 200 components (as many as the section has, minus one, when fewer).
+* ``input_pearson``: the GCN input is the analytic Pearson residuals of the selected genes' raw
+  counts (``scanpy.experimental.pp.normalize_pearson_residuals``, theta 100, clipped at sqrt(N))
+  instead of the scaled, unlogged expression; the gene graph and the ZINB target are unchanged.
+* ``fusion_uniform_start``: the attention's output layer starts at zero, so every spot starts with
+  equal weights on every view (1 / (V + 1)) and training moves them from there (against the seed
+  spread of the weights: with the random start the mean weight of one scale ranged 0.09-0.24 over
+  seeds on 151673 after 20 epochs). With a zero output layer the attention's first layer gets no
+  gradient at first, so in 20 epochs the weights stay within 0.01 of uniform.
+* ``fusion_uniform_lr10``: the uniform start, and the attention's parameters learn at ten times the
+  rate of the rest (1e-2), so that the weights move from uniform within the 20 epochs.
+
+Labels are used only to score (in ``tsstc_slice.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import tsstc_slice  # benchmarks/ is the script's folder, hence on sys.path
+
+from tsstc_sc._gene_graph import principal_components
+from tsstc_sc._model import _estimator
+from tsstc_sc._model._module import TSstcModule, ZINBDecoder
+
+
+def _patch_input_pcs(n_pcs: int) -> None:
+    prepare, train_one = _estimator.TSstc._prepare, _estimator.TSstc._train
+
+    def _prepare(self, adata, *, fitting, **graph_params):
+        prepared = prepare(self, adata, fitting=fitting, **graph_params)
+        self._n_genes = prepared.x.shape[1]
+        pcs = principal_components(prepared.x, n_pcs, random_state=self.random_state)
+        prepared.x = sp.csr_matrix(pcs)
+        return prepared
+
+    def _train(self, prepared, inputs, n_clusters, seed):
+        n_in, n_genes = prepared.x.shape[1], self._n_genes
+
+        class PCModule(TSstcModule):
+            def __init__(self, _n, n_scales, **kw):
+                super().__init__(n_in, n_scales, **kw)
+                self.decoder = ZINBDecoder(kw["latent_dim"], kw["hidden_dim"], n_genes)
+                bound = 1 / math.sqrt(n_genes)
+                with torch.no_grad():
+                    for layer in self.first:
+                        layer.linear.weight.uniform_(-bound, bound)
+                        layer.linear.bias.uniform_(-bound, bound)
+
+        _estimator.TSstcModule = PCModule
+        try:
+            return train_one(self, prepared, inputs, n_clusters, seed)
+        finally:
+            _estimator.TSstcModule = TSstcModule
+
+    _estimator.TSstc._prepare, _estimator.TSstc._train = _prepare, _train
+
+
+def _patch_input_pearson() -> None:
+    import anndata as ad
+    import scanpy as sc
+
+    prepare = _estimator.TSstc._prepare
+
+    def _prepare(self, adata, *, fitting, **graph_params):
+        prepared = prepare(self, adata, fitting=fitting, **graph_params)
+        counts = ad.AnnData(self.expression.counts.astype(np.float32))
+        residuals = sc.experimental.pp.normalize_pearson_residuals(counts, theta=100, inplace=False)["X"]
+        prepared.x = sp.csr_matrix(np.asarray(residuals, dtype=np.float32))
+        return prepared
+
+    _estimator.TSstc._prepare = _prepare
+
+
+def _patch_fusion_uniform_start() -> None:
+    class UniformStart(TSstcModule):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)  # same draws as the package: only the output layer is reset
+            with torch.no_grad():
+                self.fusion.score[-1].weight.zero_()
+                self.fusion.score[-1].bias.zero_()
+
+    _estimator.TSstcModule = UniformStart
+
+
+def _patch_fusion_lr(factor: float) -> None:
+    """The attention's parameters get ``factor`` times the learning rate (and the uniform start)."""
+    _patch_fusion_uniform_start()
+    started, adam = _estimator.TSstcModule, torch.optim.Adam
+    fusion_ids: set[int] = set()
+
+    class Registered(started):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            fusion_ids.update(id(p) for p in self.fusion.parameters())
+
+    def grouped_adam(params, lr, **kw):
+        params = list(params)
+        groups = [
+            {"params": [p for p in params if id(p) not in fusion_ids]},
+            {"params": [p for p in params if id(p) in fusion_ids], "lr": lr * factor},
+        ]
+        return adam(groups, lr=lr, **kw)
+
+    _estimator.TSstcModule, torch.optim.Adam = Registered, grouped_adam
+
+
+VARIANTS = {
+    "defaults": lambda: None,
+    "input_pcs50": lambda: _patch_input_pcs(50),
+    "input_pcs200": lambda: _patch_input_pcs(200),
+    "input_pearson": _patch_input_pearson,
+    "fusion_uniform_start": _patch_fusion_uniform_start,
+    "fusion_uniform_lr10": lambda: _patch_fusion_lr(10.0),
+}
+
+
+def main() -> None:
+    variant = sys.argv.pop(1)
+    VARIANTS[variant]()
+    tsstc_slice.main()  # reads the remaining arguments
+
+
+if __name__ == "__main__":
+    main()
