@@ -131,7 +131,8 @@ def tsstc(
         with ``restarts``). Clustering it alone gives the domains of ``snapshots=1``.
     ``adata.obsm[f"{{key_added}}_scale_weights"]``
         Per-spot attention weight of each view (spatial scales, then the gene view); names in
-        ``adata.uns[key_added]["scale_weight_names"]``.
+        ``adata.uns[key_added]["scale_weight_names"]``. They vary with ``random_state`` (see
+        :func:`tsstc_sc.pl.scale_weights`).
     ``adata.obsp[f"{{key_added}}_gene_connectivities"]``
         The cosine k-NN gene graph.
     ``adata.uns[key_added]``
