@@ -258,6 +258,39 @@ def test_estimator_save_load_predicts_identically(tissue, tmp_path):
         loaded.latent(tissue[:, 10:].copy())
 
 
+def test_estimator_saves_numpy_integer_settings_and_writes_nothing_when_it_cannot(tissue, tmp_path):
+    model = tsstc_sc.tl.TSstc(np.int64(4), cluster_pcs=np.int64(10), epochs=3, snapshots=1, progress_bar=False)
+    model.fit(tissue).save(tmp_path / "m")
+    loaded = tsstc_sc.tl.TSstc.load(tmp_path / "m", device="cpu")
+    assert (loaded.n_clusters, loaded.cluster_pcs) == (4, 10)
+    np.testing.assert_array_equal(loaded.predict(tissue), model.predict(tissue))
+    model.random_state = object()  # not storable: the save must fail before writing anything
+    with pytest.raises(TypeError):
+        model.save(tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_estimator_rejects_non_integer_domain_and_component_counts():
+    with pytest.raises(TypeError, match="n_clusters"):
+        tsstc_sc.tl.TSstc(3.5)
+    with pytest.raises(TypeError, match="cluster_pcs"):
+        tsstc_sc.tl.TSstc(3, cluster_pcs=2.5)
+
+
+def test_new_data_of_one_spot_get_a_clear_error(tissue):
+    model = tsstc_sc.tl.TSstc(4, epochs=2, snapshots=1, progress_bar=False).fit(tissue)
+    with pytest.raises(ValueError, match="at least 2 spots"):
+        model.predict(tissue[:1].copy())
+
+
+def test_params_name_the_arguments_that_were_none(tissue):
+    adata = tissue.copy()
+    tsstc_sc.tl.tsstc(adata, n_clusters=4, epochs=2, cluster_pcs=None, max_value=None, progress_bar=False)
+    params = adata.uns["tsstc"]["params"]
+    assert {"cluster_pcs", "max_value", "layer"} <= set(params["unset"])
+    assert "cluster_pcs" not in params and params["gene_graph_pcs"] == 50
+
+
 def test_new_data_go_to_the_consensus_domains(tissue):
     voted = tsstc_sc.tl.TSstc(4, epochs=4, progress_bar=False).fit(tissue)  # snapshots at epochs 2, 3, 4
     last = tsstc_sc.tl.TSstc(4, epochs=4, snapshots=1, progress_bar=False).fit(tissue)

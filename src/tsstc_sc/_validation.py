@@ -221,13 +221,21 @@ def check_counts(adata: AnnData, layer: str | None) -> sp.csr_matrix:
     return x
 
 
+def check_integer(value: object, name: str) -> int | None:
+    """``None``, or ``value`` as a plain ``int`` (NumPy integers accepted; booleans and floats refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        msg = f"`{name}` must be an integer, got {value!r}."
+        raise TypeError(msg)
+    return int(value)
+
+
 def check_n_clusters(n_clusters: object, n_obs: int) -> int | None:
     """``None`` or an integer between 2 and the number of spots."""
+    n_clusters = check_integer(n_clusters, "n_clusters")
     if n_clusters is None:
         return None
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer):
-        msg = f"`n_clusters` must be an integer, got {n_clusters!r}."
-        raise TypeError(msg)
     if not 2 <= n_clusters <= n_obs:
         msg = f"`n_clusters` must be between 2 and the number of spots ({n_obs}), got {n_clusters}."
         raise ValueError(msg)

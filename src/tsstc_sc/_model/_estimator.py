@@ -24,6 +24,7 @@ from .._spatial_graphs import Unit
 from .._validation import (
     check_anndata,
     check_counts,
+    check_integer,
     check_library,
     check_n_clusters,
     check_random_state,
@@ -227,6 +228,10 @@ class TSstc:
         **kwargs: Any,
     ):
         self.config = TSstcConfig.from_kwargs(preset, **kwargs)
+        n_clusters, cluster_pcs = (
+            check_integer(n_clusters, "n_clusters"),
+            check_integer(cluster_pcs, "cluster_pcs"),
+        )
         if cluster_method not in ("gmm", "kmeans", "leiden"):
             msg = f"`cluster_method` must be 'gmm', 'kmeans' or 'leiden', got {cluster_method!r}."
             raise ValueError(msg)
@@ -265,6 +270,12 @@ class TSstc:
 
     # -- preparation ----------------------------------------------------------------------
     def _prepare(self, adata: AnnData, *, fitting: bool, **graph_params: Any) -> Prepared:
+        if adata.n_obs < 2:
+            msg = (
+                f"TSstc needs at least 2 spots (it builds graphs between them), got {adata.n_obs}; embed or "
+                "predict single spots together with the rest of their section."
+            )
+            raise ValueError(msg)
         check_unique_names(adata, "var", "genes are matched by name")
         counts = check_counts(adata, graph_params.pop("layer"))
         if fitting:
@@ -484,13 +495,11 @@ class TSstc:
         if path.exists() and not overwrite:
             msg = f"{path} exists; pass `overwrite=True` to replace it."
             raise FileExistsError(msg)
-        path.mkdir(parents=True, exist_ok=True)
         state = {
             "module": self.module.state_dict(),
             "gene_scale": torch.from_numpy(self.expression.gene_scale.astype(np.float64)),
             "assigner": {k: torch.from_numpy(np.asarray(v)) for k, v in self.assigner.state().items()},
         }
-        torch.save(state, path / _WEIGHTS)
         meta = {
             "config": self.config.to_dict(),
             "genes": self.expression.genes.tolist(),
@@ -502,7 +511,12 @@ class TSstc:
             "extra_components": self.extra_components,
             "random_state": self.random_state,
         }
-        (path / _CONFIG).write_text(json.dumps(meta, indent=1))
+        config = json.dumps(
+            meta, indent=1
+        )  # fails here, before a file is written, if anything is not storable
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(state, path / _WEIGHTS)
+        (path / _CONFIG).write_text(config)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> TSstc:

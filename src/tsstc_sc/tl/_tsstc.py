@@ -30,10 +30,11 @@ def _show_progress(progress_bar: bool | None) -> bool:  # noqa: FBT001
 
 
 def _h5ad_safe(params: dict[str, Any]) -> dict[str, Any]:
-    """Drop ``None`` (not storable in h5ad) and turn sequences into arrays."""
-    return {
+    """Turn sequences into arrays, and ``None`` (not storable in h5ad) into a name listed in ``unset``."""
+    stored = {
         k: (np.asarray(v) if isinstance(v, list | tuple) else v) for k, v in params.items() if v is not None
     }
+    return {**stored, "unset": np.asarray(sorted(k for k, v in params.items() if v is None), dtype=str)}
 
 
 @inject_docs
@@ -137,7 +138,8 @@ def tsstc(
         The cosine k-NN gene graph.
     ``adata.uns[key_added]``
         ``params`` (every result-changing argument, the resolved device, ``unit``, ``spatial_key``
-        and ``library_key`` as the graphs were built, ``torch_threads`` and the package version),
+        and ``library_key`` as the graphs were built, ``torch_threads`` and the package version;
+        ``unset`` names those that were ``None``, which h5ad cannot store),
         ``loss`` (per-epoch ``total``, ``reconstruction``, ``regularization`` per scale, and
         ``kept_fraction`` of spatial edges kept as positives per scale), ``genes`` used and
         ``timings``: wall seconds of each stage (``graphs_and_preprocessing``, ``training``,
