@@ -115,6 +115,15 @@ def test_scales_work_in_scanpy_and_squidpy(grid):
     sq.gr.nhood_enrichment(grid, cluster_key="half", connectivity_key="tsstc_r3", n_perms=20, seed=0)
     zscore = grid.uns["half_nhood_enrichment"]["zscore"]
     assert zscore[0, 0] > 0 and zscore[0, 1] < 0  # halves are spatially segregated
+    # the full obsp key works for every squidpy function (spatial_autocorr does not take the short one)
+    grid.obs["left"] = (grid.obs["array_col"] < 12).astype(float)
+    sq.gr.spatial_autocorr(grid, connectivity_key="tsstc_r3_connectivities", genes=["left"], attr="obs")
+    assert grid.uns["moranI"].loc["left", "I"] > 0.5
+    # scanpy tools that read the neighbours' parameters (diffusion map, PAGA, DPT)
+    sc.tl.diffmap(grid, neighbors_key="tsstc_r3_neighbors", n_comps=3)
+    assert grid.obsm["X_diffmap"].shape == (grid.n_obs, 3)
+    degree = np.diff(grid.obsp["tsstc_r3_connectivities"].indptr).mean()
+    assert grid.uns["tsstc_r3_neighbors"]["params"]["n_neighbors"] == round(degree)
 
 
 @pytest.mark.parametrize(

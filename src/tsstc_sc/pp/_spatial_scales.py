@@ -129,7 +129,13 @@ def compute_spatial_scales(
         degree = np.diff(conn.indptr)
         obsp[f"{name}_connectivities"] = conn
         obsp[f"{name}_distances"] = dist
-        params = {"method": "radius", "radius": float(radius), "unit": resolved, "spatial_key": spatial_key}
+        params = {
+            "method": "radius",
+            "radius": float(radius),
+            "unit": resolved,
+            "spatial_key": spatial_key,
+            "n_neighbors": round(degree.mean()),  # read by scanpy's diffmap, PAGA and DPT
+        }
         if library_key is not None:
             params["library_key"] = library_key
         uns[f"{name}_neighbors"] = {
@@ -179,7 +185,8 @@ def spatial_scales(
     All scales come from one KD-tree query at the largest radius, so they are strictly nested and
     cost O(N·k); no dense N x N matrix is formed. Each scale is stored like a scanpy neighbours
     result, so ``sc.tl.leiden(adata, neighbors_key="tsstc_r2_neighbors")`` and squidpy functions with
-    ``connectivity_key="tsstc_r2"`` work on it unchanged.
+    ``connectivity_key="tsstc_r2_connectivities"`` work on it unchanged (``nhood_enrichment`` and a few
+    others also take the short ``"tsstc_r2"``; ``spatial_autocorr`` needs the full key).
 
     Parameters
     ----------
@@ -203,8 +210,8 @@ def spatial_scales(
     ``adata.uns[f"{{key_added}}_r{{r:g}}_neighbors"]``
         ``connectivities_key``, ``distances_key`` and ``params`` (scanpy's neighbours layout).
     ``adata.uns[f"{{key_added}}_scales"]``
-        Index of the scales: ``radii``, ``unit``, ``scale_keys`` (e.g. ``"tsstc_r2"``, squidpy's
-        ``connectivity_key``), ``neighbors_keys`` (scanpy's ``neighbors_key``), ``mean_degree`` and
+        Index of the scales: ``radii``, ``unit``, ``scale_keys`` (e.g. ``"tsstc_r2"``; squidpy's
+        ``connectivity_key`` is ``"tsstc_r2_connectivities"``), ``neighbors_keys`` (scanpy's ``neighbors_key``), ``mean_degree`` and
         ``n_isolated`` per scale, and ``unit_scale`` (coordinate units per graph unit, per library).
 
     Examples
