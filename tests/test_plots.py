@@ -31,6 +31,22 @@ def test_domains_beside_truth_reports_the_ari(fitted):
     assert len(offsets) == fitted.n_obs and len(fitted.uns["tsstc_colors"]) == 4
 
 
+def test_domains_says_no_ari_for_a_slide_without_annotated_spots(fitted):
+    import anndata as ad
+
+    both = ad.concat({"s1": fitted, "s2": fitted}, label="slide", index_unique="-")
+    both.obs["truth"] = both.obs["domain"].astype(str).where(both.obs["slide"] == "s1")
+    titles = [a.get_title() for a in tsstc_sc.pl.domains(both, groundtruth="truth", library_key="slide", show=False)]
+    assert "s2: tsstc (ARI n/a: no annotated spots)" in titles and "s1: tsstc (ARI" in " ".join(titles)
+
+
+def test_titles_can_be_given(fitted):
+    axes = tsstc_sc.pl.domains(fitted, groundtruth="domain", title=["truth", "ours"], show=False)
+    assert [a.get_title() for a in axes] == ["truth", "ours"]
+    with pytest.raises(ValueError, match="title"):
+        tsstc_sc.pl.domains(fitted, title=["a", "b", "c"], show=False)
+
+
 def test_scale_weights_one_panel_per_view_with_the_weights_as_colours(fitted):
     axes = tsstc_sc.pl.scale_weights(fitted, show=False)
     names = list(fitted.uns["tsstc"]["scale_weight_names"])

@@ -24,11 +24,14 @@ def _check_obs(adata: AnnData, key: str, groundtruth: str | None) -> None:
             raise KeyError(msg)
 
 
-def _ari(obs: pd.DataFrame, key: str, groundtruth: str) -> float:
+def _ari_text(obs: pd.DataFrame, key: str, groundtruth: str) -> str:
+    """``"ARI 0.612"`` on the annotated spots, or says that there are none (sklearn would give 1.0)."""
     from sklearn.metrics import adjusted_rand_score
 
     known = obs[groundtruth].notna().to_numpy()
-    return adjusted_rand_score(obs[groundtruth][known].astype(str), obs[key][known].astype(str))
+    if not known.any():
+        return "ARI n/a: no annotated spots"
+    return f"ARI {adjusted_rand_score(obs[groundtruth][known].astype(str), obs[key][known].astype(str)):.3f}"
 
 
 @inject_docs
@@ -60,7 +63,8 @@ def domains(
         Axes to draw into (a single panel only: no ``groundtruth``, one library).
     {show}
     **kwargs
-        Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``frameon``, ``legend_loc``).
+        Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``frameon``, ``legend_loc``); ``title``: one
+        title per panel, replacing the default ones.
 
     Returns
     -------
@@ -89,7 +93,7 @@ def domains(
     for library, panel in panels:
         row = list(columns)
         if groundtruth is not None:
-            row[1] = f"{key} (ARI {_ari(panel.obs, key, groundtruth):.3f})"
+            row[1] = f"{key} ({_ari_text(panel.obs, key, groundtruth)})"
         titles.append([t if library is None else f"{library}: {t}" for t in row])
     kwargs.setdefault("size", default_spot_size(max(p.n_obs for _, p in panels)))
     fig, axes = spatial_grid(panels, columns, titles, spatial_key=spatial_key, ax=ax, **kwargs)

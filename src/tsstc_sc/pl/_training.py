@@ -49,7 +49,8 @@ def scale_weights(
         Column of :attr:`~anndata.AnnData.obs` naming the slide of each spot: one row per slide.
     {show}
     **kwargs
-        Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``color_map``).
+        Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``color_map``); ``title``: one title per
+        panel, replacing the view names.
 
     Returns
     -------

@@ -108,12 +108,20 @@ def spatial_grid(
 ) -> tuple[Figure, list[Axes]]:
     """Draw ``columns`` (one panel each) for every library (one row each) with ``sc.pl.embedding``.
 
-    A single library's panels wrap after ``wrap`` per row.
+    A single library's panels wrap after ``wrap`` per row. A ``title`` in ``kwargs`` (one string per
+    panel, in drawing order; a string for a single panel) replaces ``titles``.
     """
     import matplotlib.pyplot as plt
     import scanpy as sc
 
     n_panels = len(panels) * len(columns)
+    flat_titles = [title for row_titles in titles for title in row_titles]
+    if "title" in kwargs:
+        given = kwargs.pop("title")
+        flat_titles = [given] if isinstance(given, str) else list(given)
+        if len(flat_titles) != n_panels:
+            msg = f"`title` needs one title per panel ({n_panels}, in drawing order), got {len(flat_titles)}."
+            raise ValueError(msg)
     n_cols = len(columns) if len(panels) > 1 else min(len(columns), wrap)
     n_rows = -(-n_panels // n_cols)
     if ax is not None:
@@ -128,12 +136,8 @@ def spatial_grid(
         grid = list(grid2d.ravel())
         for unused in grid[n_panels:]:
             unused.remove()
-    jobs = [
-        (panel, color, title)
-        for (_, panel), row_titles in zip(panels, titles, strict=True)
-        for color, title in zip(columns, row_titles, strict=True)
-    ]
-    for (panel, color, title), a in zip(jobs, grid, strict=False):
+    jobs = [(panel, color) for _, panel in panels for color in columns]
+    for (panel, color), title, a in zip(jobs, flat_titles, grid, strict=False):
         sc.pl.embedding(panel, basis=spatial_key, color=color, title=title, ax=a, show=False, **kwargs)
     axes = grid[:n_panels]
     as_tissue(axes)
