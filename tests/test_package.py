@@ -50,6 +50,17 @@ def test_cli_explains_bad_arguments(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+def test_cli_checks_its_paths_before_training(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "missing.h5ad"), "--n-clusters", "3"]) == 2
+    assert "missing.h5ad" in capsys.readouterr().err
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    for flag in ("--plot", "--out"):
+        args = ["run", str(tmp_path / "in.h5ad"), "--n-clusters", "3", flag, str(tmp_path / "no" / "x")]
+        assert main(args) == 2
+        assert "folder" in capsys.readouterr().err
+
+
 def test_cli_rejects_unknown_commands():
     with pytest.raises(SystemExit):
         main(["fly"])

@@ -37,9 +37,23 @@ def _score(adata, truth: str, key: str) -> str:
     return f"ARI {adjusted_rand_score(t, p):.3f}  NMI {normalized_mutual_info_score(t, p):.3f}  ({known.sum()} labelled spots)"
 
 
+def _path_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the paths given, checked before any work (None: nothing)."""
+    if args.input is not None and not args.input.is_file():
+        return f"input file {str(args.input)!r} not found"
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if path is not None and not path.absolute().parent.is_dir():
+            return f"{flag} {str(path)!r}: its folder {str(path.absolute().parent)!r} does not exist"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tsstc-sc`` command."""
     args = _parser().parse_args(argv)
+    problem = _path_problem(args)
+    if problem is not None:
+        sys.stderr.write(f"tsstc-sc: {problem}\n")
+        return 2
     import time
 
     import anndata as ad
@@ -84,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if truth is not None:
         lines.append(_score(adata, truth, "tsstc"))
+    if args.out:  # before the plot: the result is kept whatever happens to the figure
+        adata.write_h5ad(args.out)
+        lines.append(f"annotated AnnData written to {args.out}")
     if args.plot:
         import matplotlib
 
@@ -91,9 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         fig = tsstc_sc.pl.domains(adata, groundtruth=truth, show=False, return_fig=True)
         fig.savefig(args.plot, dpi=120, bbox_inches="tight")
         lines.append(f"domain map written to {args.plot}")
-    if args.out:
-        adata.write_h5ad(args.out)
-        lines.append(f"annotated AnnData written to {args.out}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
