@@ -228,10 +228,8 @@ class TSstc:
         **kwargs: Any,
     ):
         self.config = TSstcConfig.from_kwargs(preset, **kwargs)
-        n_clusters, cluster_pcs = (
-            check_integer(n_clusters, "n_clusters"),
-            check_integer(cluster_pcs, "cluster_pcs"),
-        )
+        n_clusters = check_integer(n_clusters, "n_clusters")
+        cluster_pcs = check_integer(cluster_pcs, "cluster_pcs")
         if cluster_method not in ("gmm", "kmeans", "leiden"):
             msg = f"`cluster_method` must be 'gmm', 'kmeans' or 'leiden', got {cluster_method!r}."
             raise ValueError(msg)
@@ -511,9 +509,8 @@ class TSstc:
             "extra_components": self.extra_components,
             "random_state": self.random_state,
         }
-        config = json.dumps(
-            meta, indent=1
-        )  # fails here, before a file is written, if anything is not storable
+        # serialised before any file is written: a value JSON cannot store fails here, leaving nothing behind
+        config = json.dumps(meta, indent=1)
         path.mkdir(parents=True, exist_ok=True)
         torch.save(state, path / _WEIGHTS)
         (path / _CONFIG).write_text(config)
