@@ -36,7 +36,8 @@ def test_domains_says_no_ari_for_a_slide_without_annotated_spots(fitted):
 
     both = ad.concat({"s1": fitted, "s2": fitted}, label="slide", index_unique="-")
     both.obs["truth"] = both.obs["domain"].astype(str).where(both.obs["slide"] == "s1")
-    titles = [a.get_title() for a in tsstc_sc.pl.domains(both, groundtruth="truth", library_key="slide", show=False)]
+    axes = tsstc_sc.pl.domains(both, groundtruth="truth", library_key="slide", show=False)
+    titles = [a.get_title() for a in axes]
     assert "s2: tsstc (ARI n/a: no annotated spots)" in titles and "s1: tsstc (ARI" in " ".join(titles)
 
 

@@ -259,7 +259,8 @@ def test_estimator_save_load_predicts_identically(tissue, tmp_path):
 
 
 def test_estimator_saves_numpy_integer_settings_and_writes_nothing_when_it_cannot(tissue, tmp_path):
-    model = tsstc_sc.tl.TSstc(np.int64(4), cluster_pcs=np.int64(10), epochs=3, snapshots=1, progress_bar=False)
+    settings = {"cluster_pcs": np.int64(10), "epochs": 3, "snapshots": 1, "progress_bar": False}
+    model = tsstc_sc.tl.TSstc(np.int64(4), **settings)
     model.fit(tissue).save(tmp_path / "m")
     loaded = tsstc_sc.tl.TSstc.load(tmp_path / "m", device="cpu")
     assert (loaded.n_clusters, loaded.cluster_pcs) == (4, 10)
