@@ -48,15 +48,26 @@ from tsstc_sc._model import _estimator
 from tsstc_sc._model._module import TSstcModule, ZINBDecoder
 
 
-def _patch_input_pcs(n_pcs: int) -> None:
-    prepare, train_one = _estimator.TSstc._prepare, _estimator.TSstc._train
+def _replace_input(make_input) -> None:
+    """The GCNs see ``make_input(model, prepared)`` instead of the preprocessed genes; the gene graph
+    and the ZINB target (raw counts) stay as the package builds them.
+    """
+    prepare = _estimator.TSstc._prepare
 
     def _prepare(self, adata, *, fitting, **graph_params):
         prepared = prepare(self, adata, fitting=fitting, **graph_params)
         self._n_genes = prepared.x.shape[1]
-        pcs = principal_components(prepared.x, n_pcs, random_state=self.random_state)
-        prepared.x = sp.csr_matrix(pcs)
+        prepared.x = sp.csr_matrix(np.asarray(make_input(self, prepared), dtype=np.float32))
         return prepared
+
+    _estimator.TSstc._prepare = _prepare
+
+
+def _patch_input_pcs(n_pcs: int) -> None:
+    _replace_input(
+        lambda model, prepared: principal_components(prepared.x, n_pcs, random_state=model.random_state)
+    )
+    train_one = _estimator.TSstc._train
 
     def _train(self, prepared, inputs, n_clusters, seed):
         n_in, n_genes = prepared.x.shape[1], self._n_genes
@@ -77,41 +88,30 @@ def _patch_input_pcs(n_pcs: int) -> None:
         finally:
             _estimator.TSstcModule = TSstcModule
 
-    _estimator.TSstc._prepare, _estimator.TSstc._train = _prepare, _train
+    _estimator.TSstc._train = _train
 
 
 def _patch_input_pc_boost(n_pcs: int) -> None:
     from sklearn.decomposition import PCA
 
-    prepare = _estimator.TSstc._prepare
-
-    def _prepare(self, adata, *, fitting, **graph_params):
-        prepared = prepare(self, adata, fitting=fitting, **graph_params)
+    def boosted(model, prepared):
         x = prepared.x
-        pca = PCA(
-            min(n_pcs, x.shape[1] - 1, x.shape[0] - 1), svd_solver="arpack", random_state=self.random_state
-        )
-        boost = pca.fit_transform(x) @ pca.components_
-        prepared.x = sp.csr_matrix((x.toarray() + boost).astype(np.float32))
-        return prepared
+        n_components = min(n_pcs, x.shape[1] - 1, x.shape[0] - 1)
+        pca = PCA(n_components, svd_solver="arpack", random_state=model.random_state)
+        return x.toarray() + pca.fit_transform(x) @ pca.components_  # N x genes: a benchmark slice only
 
-    _estimator.TSstc._prepare = _prepare
+    _replace_input(boosted)
 
 
 def _patch_input_pearson() -> None:
     import anndata as ad
     import scanpy as sc
 
-    prepare = _estimator.TSstc._prepare
+    def residuals(model, prepared):
+        counts = ad.AnnData(model.expression.counts.astype(np.float32))
+        return sc.experimental.pp.normalize_pearson_residuals(counts, theta=100, inplace=False)["X"]
 
-    def _prepare(self, adata, *, fitting, **graph_params):
-        prepared = prepare(self, adata, fitting=fitting, **graph_params)
-        counts = ad.AnnData(self.expression.counts.astype(np.float32))
-        residuals = sc.experimental.pp.normalize_pearson_residuals(counts, theta=100, inplace=False)["X"]
-        prepared.x = sp.csr_matrix(np.asarray(residuals, dtype=np.float32))
-        return prepared
-
-    _estimator.TSstc._prepare = _prepare
+    _replace_input(residuals)
 
 
 def _patch_refine_by_expression() -> None:

@@ -211,8 +211,8 @@ def spatial_scales(
         ``connectivities_key``, ``distances_key`` and ``params`` (scanpy's neighbours layout).
     ``adata.uns[f"{{key_added}}_scales"]``
         Index of the scales: ``radii``, ``unit``, ``scale_keys`` (e.g. ``"tsstc_r2"``; squidpy's
-        ``connectivity_key`` is ``"tsstc_r2_connectivities"``), ``neighbors_keys`` (scanpy's ``neighbors_key``), ``mean_degree`` and
-        ``n_isolated`` per scale, and ``unit_scale`` (coordinate units per graph unit, per library).
+        ``connectivity_key`` is ``"tsstc_r2_connectivities"``), ``neighbors_keys`` (scanpy's
+        ``neighbors_key``), ``mean_degree`` and ``n_isolated`` per scale, and ``unit_scale`` (coordinate units per graph unit, per library).
 
     Examples
     --------
