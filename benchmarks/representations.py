@@ -21,7 +21,11 @@ clusterer (tied GMM on PCA 20 unless ``pcs`` says otherwise, seeded by the run's
             "mixture_votes": 1, "pick": null, "covariance": "tied", "vote_neighbors": null,
             "extra_components": 0}}
 A part is ``[what, epoch]``; ``what`` is ``fused``, ``denoised``, ``view0`` .. (spatial views, gene
-view last), ``gene`` (the gene view), ``spatial_mean`` or ``views`` (every view side by side). ``restarts`` > 1 votes over the parts of that many runs (seeds s,
+view last), ``gene`` (the gene view), ``spatial_mean``, ``views`` (every view side by side) or
+``fused_mean_weights`` (the views summed with each view's mean attention weight over the section,
+the same for every spot), ``views_mean_weighted`` (the views side by side, each times that weight) or
+names joined by ``+`` (e.g. ``fused+denoised``: the blocks side by side, each scaled to the same
+total variance). ``restarts`` > 1 votes over the parts of that many runs (seeds s,
 s+1, ... of the same dataset, cyclically). ``mixture_seed`` seeds the mixture with that number instead
 of the run's seed (training and mixture seeds apart); ``mixture_votes`` clusters every part with
 that many mixture seeds (the run's seed, +1, ...) and votes over all of them. ``pick`` replaces the
@@ -37,6 +41,17 @@ agglomeration (as mclust starts EEE), so that no seed enters the clustering; ``c
 ``smooth`` n replaces each part's embedding by n steps of the mean over each spot's closed
 neighbourhood on the smallest scale before it is clustered; ``concat_restarts`` (with ``restarts``)
 clusters each part once on the side-by-side embeddings of every restart's run instead of once per run.
+``icm`` beta replaces the spatial vote by a Potts prior on the smallest scale, solved by iterated
+conditional modes: each spot takes the domain that maximises its tied-Gaussian log-likelihood (means,
+proportions and pooled covariance of the voted domains in the first part's PCA space) plus beta for
+each neighbour in that domain; ``icm_refit`` re-estimates the Gaussians after each sweep (hard
+HMRF-EM); ``icm_vote`` runs the spatial vote after it. ``regress_depth`` replaces each part's
+embedding by its residual after a least-squares fit on the log of each spot's total counts (read from
+``--data-dir``), so that sequencing depth cannot split a domain. ``ensemble`` replaces the matched vote over the
+parts by a consensus of their co-association (the fraction of parts that put two spots together):
+``"kmeans"`` clusters the parts' one-hot memberships side by side (10 starts, the run's seed),
+``"average"`` cuts the average-linkage tree of the co-association distances of the distinct
+membership rows (evidence accumulation) at K.
 Labels (``obs['ground_truth']``) are used only to score.
 """
 
@@ -156,6 +171,11 @@ CLUSTERING_DEFAULTS = {
 }
 
 
+def _attention_weights(views: np.ndarray, fused: np.ndarray) -> np.ndarray:
+    """Each spot's view weights (N x V+1), recovered exactly from ``fused = sum_v w_v z_v`` by least squares."""
+    return np.stack([np.linalg.lstsq(a, f, rcond=None)[0] for a, f in zip(views, fused, strict=True)])
+
+
 def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> np.ndarray:
     n_views = sum(name.startswith("view") and name.endswith(f"_{epoch}") for name in run.files)
     if what == "spatial_mean":
@@ -164,6 +184,16 @@ def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> 
         z = np.hstack([run[f"view{v}_{epoch}"] for v in range(n_views)])
     elif what == "gene":
         z = run[f"view{n_views - 1}_{epoch}"]
+    elif what in ("fused_mean_weights", "views_mean_weighted"):
+        views = np.stack([run[f"view{v}_{epoch}"] for v in range(n_views)], axis=2).astype(np.float64)
+        weights = _attention_weights(views, run[f"fused_{epoch}"]).mean(axis=0)  # one weight per view
+        if what == "fused_mean_weights":
+            z = views @ weights
+        else:
+            z = np.hstack([weights[v] * views[:, :, v] for v in range(n_views)])
+    elif "+" in what:  # blocks side by side, each scaled to the same total variance
+        blocks = [run[f"{name}_{epoch}"].astype(np.float64) for name in what.split("+")]
+        z = np.hstack([b / np.sqrt(((b - b.mean(0)) ** 2).sum(1).mean()) for b in blocks])
     else:
         z = run[f"{what}_{epoch}"]
     return z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12) if l2 else z
@@ -240,6 +270,70 @@ def _nearest_spots(path: Path, k: int):
     return sp.csr_matrix((np.ones(index.size), (rows, index.ravel())), shape=(len(xy), len(xy)))
 
 
+def _potts_icm(
+    z: np.ndarray, labels: np.ndarray, adjacency, beta: float, k: int, *, pcs: int, refit: bool
+) -> np.ndarray:
+    """Iterated conditional modes for a tied-Gaussian data term plus a Potts prior (beta per neighbour)."""
+    import scipy.sparse as sp
+    from sklearn.decomposition import PCA
+
+    from tsstc_sc._clustering import DomainAssigner, _membership, keeps_every_domain
+
+    x = PCA(pcs, svd_solver="full").fit_transform(z.astype(np.float64))
+    neighbours = (adjacency != 0).astype(np.float64)
+    neighbours.setdiag(0)
+    neighbours.eliminate_zeros()
+    neighbours = sp.csr_matrix(neighbours)
+    start = DomainAssigner(np.zeros((k, x.shape[1])), np.eye(x.shape[1]), np.full(k, 1 / k))
+    fit = start.refit(x, labels)
+    current = labels
+    for _ in range(20):
+        inv_chol = np.linalg.inv(np.linalg.cholesky(fit.covariance))
+        w, m = x @ inv_chol.T, fit.means @ inv_chol.T
+        sq = (w**2).sum(1)[:, None] - 2 * w @ m.T + (m**2).sum(1)[None]
+        data = np.log(fit.weights)[None] - 0.5 * sq
+        prior = (neighbours @ _membership(current, k).T).toarray()
+        new = (data + beta * prior).argmax(1)
+        if not keeps_every_domain(new, k) or np.array_equal(new, current):
+            break
+        current = new
+        if refit:
+            fit = start.refit(x, current)
+    return current
+
+
+@functools.lru_cache(maxsize=8)
+def _log_depth(path: Path) -> np.ndarray:
+    """log1p of each spot's total counts."""
+    import anndata as ad
+
+    return np.log1p(np.asarray(ad.read_h5ad(path).X.sum(axis=1), dtype=np.float64).ravel())
+
+
+def _without_depth(z: np.ndarray, log_depth: np.ndarray) -> np.ndarray:
+    """Residual of ``z`` after a least-squares fit on an intercept and ``log_depth``."""
+    design = np.column_stack([np.ones_like(log_depth), log_depth])
+    coef, *_ = np.linalg.lstsq(design, z.astype(np.float64), rcond=None)
+    return z - design @ coef
+
+
+def _ensemble(parts: list[np.ndarray], k: int, how: str, seed: int) -> np.ndarray:
+    """Consensus of ``parts`` through their co-association, as ``ensemble`` says (module docstring)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+    from sklearn.cluster import KMeans
+
+    table = np.column_stack(parts)
+    rows, spot_row, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
+    if how == "kmeans":
+        onehot = np.hstack([np.eye(int(p.max()) + 1)[rows[:, i]] for i, p in enumerate(parts)])
+        model = KMeans(k, n_init=10, random_state=seed).fit(onehot, sample_weight=counts)
+        return model.labels_[spot_row.ravel()]
+    distance = pdist(rows, metric="hamming")  # 1 - co-association of two distinct membership rows
+    tree = linkage(distance, method="average")  # each distinct row once, whatever its count
+    return fcluster(tree, k, criterion="maxclust")[spot_row.ravel()] - 1
+
+
 def score_one(
     folder: str, stem: str, seeds: list[int], seed: int, variants: dict, data_dir: str
 ) -> list[dict]:
@@ -259,12 +353,14 @@ def score_one(
         """One part clustered: the runs' embeddings side by side (one run: its own), smoothed if asked."""
         steps = v.get("smooth", 0)
         settings = (v.get(name, default) for name, default in CLUSTERING_DEFAULTS.items())
-        key = (runs, what, epoch, m, steps, *settings)
+        key = (runs, what, epoch, m, steps, v.get("regress_depth", False), *settings)
         if key not in fits:
             l2 = v.get("l2", CLUSTERING_DEFAULTS["l2"])
             z = np.hstack([_features(load(s), what, epoch, l2=l2) for s in runs])
             for _ in range(steps):
                 z = mean_around @ z
+            if v.get("regress_depth"):
+                z = _without_depth(z, _log_depth(Path(data_dir) / f"{stem}.h5ad"))
             fits[key] = _mixture(z, k, v, m)
         return fits[key]
 
@@ -289,10 +385,22 @@ def score_one(
             parts = [max(parts, key=lambda p: _coherence(p, adjacency))]
         elif v.get("pick") == "medoid":  # the partition closest to all others
             parts = [max(parts, key=lambda p: sum(adjusted_rand_score(p, q) for q in parts))]
-        voted = _clustering.consensus_keeping_k(parts, k)  # None: the vote would empty a domain
+        if v.get("ensemble"):
+            voted = _ensemble(parts, k, v["ensemble"], seed)
+            if not _clustering.keeps_every_domain(voted, k):
+                voted = None
+        else:
+            voted = _clustering.consensus_keeping_k(parts, k)  # None: the vote would empty a domain
         k_near = v.get("vote_neighbors")
         around = adjacency if k_near is None else _nearest_spots(Path(data_dir) / f"{stem}.h5ad", k_near)
-        labels = _clustering.spatial_majority_vote(parts[0] if voted is None else voted, around)
+        labels = parts[0] if voted is None else voted
+        if v.get("icm") is not None:
+            first = np.hstack([_features(load(s), *v["parts"][0], l2=v.get("l2", False)) for s in runs[0]])
+            labels = _potts_icm(
+                first, labels, adjacency, v["icm"], k, pcs=v.get("pcs", 20), refit=v.get("icm_refit", False)
+            )
+        if v.get("icm") is None or v.get("icm_vote"):
+            labels = _clustering.spatial_majority_vote(labels, around)
         ari = adjusted_rand_score(truth[known], labels[known])
         rows.append({"data": stem, "seed": seed, "variant": name, "ari": round(float(ari), 4)})
     return rows
