@@ -46,6 +46,9 @@ the pairing baseline, identical to ``tsstc_slice.py``):
   It also makes the largest product of an epoch five times smaller.
 * ``shared_encoder``: both layers shared by every view (one GCN applied on each view's graphs), so
   every view embeds in the same coordinates and the attention weighs scales of one representation.
+* ``align_views``: the views keep their own encoders, and the loss gains ``mean_v mean_i (1 - cos(z_v(i),
+  zbar(i)))`` (weight 1, as ``L_R``'s), with ``zbar`` the views' mean embedding of spot ``i``: a soft
+  alignment, so that the fusion sums like with like without the encoders being one.
 
 Labels are used only to score (in ``tsstc_slice.py``).
 """
@@ -221,6 +224,24 @@ def _patch_shared_layers(*, second: bool) -> None:
     _estimator.TSstcModule = Shared
 
 
+def _patch_align_views(weight: float = 1.0) -> None:
+    from tsstc_sc._model import _training
+
+    forward = _training.TileLoss.forward
+
+    def with_alignment(self, inputs, generator, zinb_batch_size):
+        loss, rec, reg, kept = forward(self, inputs, generator, zinb_batch_size)
+        # the views again (the same weights give the same views as in the package's loss)
+        views = self.module.encode(inputs.x, inputs.propagation, inputs.aggregation)
+        mean = torch.stack(views).mean(0)
+        misalignment = torch.stack(
+            [1 - torch.nn.functional.cosine_similarity(z, mean, dim=1).mean() for z in views]
+        ).mean()
+        return loss + weight * misalignment, rec, reg, kept
+
+    _training.TileLoss.forward = with_alignment
+
+
 def _patch_fusion_lr(factor: float) -> None:
     """The attention's parameters get ``factor`` times the learning rate (and the uniform start)."""
     _patch_fusion_uniform_start()
@@ -256,6 +277,7 @@ VARIANTS = {
     "genes_by_moran": _patch_genes_by_moran,
     "shared_first_layer": lambda: _patch_shared_layers(second=False),
     "shared_encoder": lambda: _patch_shared_layers(second=True),
+    "align_views": _patch_align_views,
 }
 
 
