@@ -93,7 +93,9 @@ class TSstcConfig:
         domains; the first training is the model kept (embedding, weights, loss). Costs that many
         trainings and needs ``n_clusters``. With 3, over 18 seeds, the Visium slices gained
         0.007-0.047 ARI per six-seed set and 151674's seed SD narrowed (0.037-0.057 to 0.013-0.025),
-        but the olfactory bulb lost 0.024 on one set: not the default (docs/benchmarks.md).
+        but the olfactory bulb lost 0.024 on one set: not the default (docs/benchmarks.md). Six
+        votes of three separate trainings each (seeds 6-23) gave seed SDs of 0.013 and 0.011 on
+        151673 and 151674, against 0.032 and 0.069 for single trainings.
     lr, weight_decay
         Adam settings (paper: 1e-3 and 5e-4).
     batch_size
