@@ -172,8 +172,11 @@ CLUSTERING_DEFAULTS = {
 
 
 def _attention_weights(views: np.ndarray, fused: np.ndarray) -> np.ndarray:
-    """Each spot's view weights (N x V+1), recovered exactly from ``fused = sum_v w_v z_v`` by least squares."""
-    return np.stack([np.linalg.lstsq(a, f, rcond=None)[0] for a, f in zip(views, fused, strict=True)])
+    """Each spot's view weights (N x V+1), recovered exactly from ``fused = sum_v w_v z_v`` (``views``:
+    N x d x V+1) by least squares: every spot's normal equations solved at once.
+    """
+    gram = np.einsum("ndv,ndw->nvw", views, views)
+    return np.linalg.solve(gram, np.einsum("ndv,nd->nv", views, fused)[..., None])[..., 0]
 
 
 def _features(run: np.lib.npyio.NpzFile, what: str, epoch: int, *, l2: bool) -> np.ndarray:
