@@ -337,6 +337,29 @@ def test_an_extra_mixture_component_keeps_a_thin_domain_that_a_plain_mixture_mer
     np.testing.assert_array_equal(assigner.predict(embedding), joined)
 
 
+@pytest.mark.parametrize("n_pcs", [None, 1])
+def test_the_mixture_runs_on_one_blas_thread_and_leaves_the_callers_threads(n_pcs, monkeypatch):
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from tsstc_sc._clustering import cluster
+
+    seen = []
+    fit_predict = GaussianMixture.fit_predict
+
+    def recording(self, x):
+        seen.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+        return fit_predict(self, x)
+
+    monkeypatch.setattr(GaussianMixture, "fit_predict", recording)
+    embedding, _ = _slab_thin_and_far_domains()
+    with threadpool_limits(limits=2, user_api="blas"):
+        cluster(embedding, 3, "gmm", random_state=0, n_pcs=n_pcs)
+        after = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    assert seen == [{1}]
+    assert after == {2}
+
+
 def test_an_outlier_component_falls_back_to_the_plain_mixture(monkeypatch):
     import tsstc_sc._clustering as clustering
 

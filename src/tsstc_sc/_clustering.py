@@ -225,17 +225,44 @@ def cluster(
     With ``n_pcs``, the embedding is first reduced to its top principal components (as GraphST and
     STAGATE users do before mclust), which steadies the Gaussian mixture. ``extra_components``: see
     :func:`gmm` (the Gaussian mixture only).
+
+    BLAS runs on one thread here: the mixture's products are tall and thin (spots x ``n_pcs``), and
+    threads only add synchronisation (docs/benchmarks.md: on 2 cores the mixture of a Visium slice is
+    4x faster, with the same domains).
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _cluster(
+            embedding,
+            n_clusters,
+            method,
+            random_state=random_state,
+            n_pcs=n_pcs,
+            extra_components=extra_components,
+        )
+
+
+def _cluster(
+    embedding: np.ndarray,
+    n_clusters: int | None,
+    method: ClusterMethod,
+    *,
+    random_state: int,
+    n_pcs: int | None,
+    extra_components: int,
+) -> tuple[np.ndarray, DomainAssigner]:
     n_pcs = None if n_pcs is None else min(n_pcs, len(embedding))  # PCA needs no more axes than spots
     if n_pcs is not None and n_pcs < embedding.shape[1]:
         from sklearn.decomposition import PCA
 
         pca = PCA(n_pcs, svd_solver="full").fit(embedding.astype(np.float64))
-        labels, assigner = cluster(
+        labels, assigner = _cluster(
             pca.transform(embedding),
             n_clusters,
             method,
             random_state=random_state,
+            n_pcs=None,
             extra_components=extra_components,
         )
         return labels, replace(assigner, center=pca.mean_, components=pca.components_)
