@@ -48,6 +48,23 @@ the pairing baseline, identical to ``tsstc_slice.py``):
 * ``align_views``: the views keep their own encoders, and the loss gains ``mean_v mean_i (1 - cos(z_v(i),
   zbar(i)))`` (weight 1, as ``L_R``'s), with ``zbar`` the views' mean embedding of spot ``i``: a soft
   alignment, so that the fusion sums like with like without the encoders being one.
+* ``decoder_depth``: the ZINB decoder sees each spot's log size factor beside its fused embedding (as
+  scVI's decoder sees the library), so the embedding need not carry sequencing depth to explain the
+  zeros. In the defaults' errors the two halves of a split layer differ in depth (151674 seed 0, Layer 6:
+  mean log10 counts 2.94 against 3.17), while regressing depth out of the embedding removed layer
+  signal with it (151510 -0.39).
+* ``gene_dispersion``: the ZINB dispersion is one learned value per gene (as in scVI and DCA's
+  gene-wise option) instead of a head on each spot's embedding, so spot-to-spot differences must be
+  explained through the mean and the dropout, not through a spot's own overdispersion.
+* ``input_sqrt``: the GCN input is the square root of the total-count-normalised counts, divided by
+  each gene's standard deviation (clipped at 10, as the defaults), instead of the unlogged values: a
+  variance-stabilising step for counts between the unlogged input (the default) and ``log1p`` (which
+  lost 0.09-0.15 on the DLPFC slices); the gene graph and the ZINB target are unchanged.
+* ``gene_graph_smoothed``: the gene view's k-NN graph is built on each spot's mean expression over
+  its closed neighbourhood at the smallest scale (the SAS mean) instead of on its own expression (the
+  gene view's own domains score ARI 0.13-0.15 on Visium: one spot's counts are too noisy for its
+  nearest neighbours in expression to share its layer). The gene view still propagates the spot's own
+  expression, and ``L_R``'s refinement keeps the spatial neighbours this view agrees with.
 
 Labels are used only to score (in ``tsstc_slice.py``).
 """
@@ -269,6 +286,67 @@ def _patch_fusion_lr(factor: float) -> None:
     _estimator.TSstcModule, torch.optim.Adam = Registered, grouped_adam
 
 
+def _patch_decoder_depth() -> None:
+    from tsstc_sc._model import _training
+
+    class DepthAware(TSstcModule):
+        def __init__(self, n_genes, n_scales, *, hidden_dim, latent_dim, use_sas):
+            super().__init__(n_genes, n_scales, hidden_dim=hidden_dim, latent_dim=latent_dim, use_sas=use_sas)
+            self.decoder = ZINBDecoder(latent_dim + 1, hidden_dim, n_genes)
+
+    loss = _training.reconstruction_loss
+
+    def with_depth(module, fused, inputs, batch_size, generator):
+        log_depth = torch.log(inputs.target.size_factors.clamp(min=1e-2))[: len(fused), None]
+        return loss(module, torch.cat([fused, log_depth], dim=1), inputs, batch_size, generator)
+
+    _estimator.TSstcModule, _training.reconstruction_loss = DepthAware, with_depth
+
+
+def _patch_gene_dispersion() -> None:
+    class GeneDispersion(ZINBDecoder):
+        def __init__(self, latent_dim, hidden_dim, n_genes):
+            super().__init__(latent_dim, hidden_dim, n_genes)
+            self.log_theta = torch.nn.Parameter(torch.zeros(n_genes))  # softplus(0) ~ 0.69 at the start
+
+        def heads(self, h):
+            pi, _, mu = super().heads(h)
+            theta = torch.clamp(torch.nn.functional.softplus(self.log_theta), 1e-4, 1e4).expand_as(mu)
+            return pi, theta, mu
+
+    from tsstc_sc._model import _module
+
+    _module.ZINBDecoder = GeneDispersion
+
+
+def _patch_input_sqrt() -> None:
+    from tsstc_sc import _preprocessing
+
+    def sqrt_input(model, prepared):
+        x = _preprocessing._normalize(model.expression.counts, target_sum=1e4, log1p=False)
+        np.sqrt(x.data, out=x.data)
+        return _preprocessing._scale(x, _preprocessing._column_std(x), model.config.max_value).toarray()
+
+    _replace_input(sqrt_input)
+
+
+def _patch_gene_graph_smoothed() -> None:
+    from tsstc_sc._gene_graph import gene_knn_graph
+    from tsstc_sc._model._graph_ops import mean_aggregation
+
+    prepare = _estimator.TSstc._prepare
+
+    def _prepare(self, adata, *, fitting, **graph_params):
+        prepared = prepare(self, adata, fitting=fitting, **graph_params)
+        smoothed = sp.csr_matrix(mean_aggregation(prepared.spatial[0]) @ prepared.x)
+        k = min(self.config.gene_neighbors, smoothed.shape[0] - 1)
+        n_pcs, seed = self.config.gene_graph_pcs, self.random_state
+        prepared.gene_graph = gene_knn_graph(smoothed, k, n_pcs=n_pcs, random_state=seed)
+        return prepared
+
+    _estimator.TSstc._prepare = _prepare
+
+
 VARIANTS = {
     "defaults": lambda: None,
     "input_pcs50": lambda: _patch_input_pcs(50),
@@ -283,6 +361,10 @@ VARIANTS = {
     "shared_first_layer": lambda: _patch_shared_layers(second=False),
     "shared_encoder": lambda: _patch_shared_layers(second=True),
     "align_views": _patch_align_views,
+    "decoder_depth": _patch_decoder_depth,
+    "gene_dispersion": _patch_gene_dispersion,
+    "input_sqrt": _patch_input_sqrt,
+    "gene_graph_smoothed": _patch_gene_graph_smoothed,
 }
 
 
