@@ -20,23 +20,27 @@ Normalization = Literal["balanced", "scaffold"]
 _EPS = 1e-10
 
 
-def zinb_nll(
-    x: torch.Tensor, pi: torch.Tensor, theta: torch.Tensor, mu: torch.Tensor, lgamma_x1: torch.Tensor
-) -> torch.Tensor:
-    """Mean ZINB negative log-likelihood of ``x`` (dense), with ``lgamma(x + 1)`` precomputed."""
+def zinb_nll(x: torch.Tensor, pi: torch.Tensor, theta: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Mean ZINB negative log-likelihood of ``x`` (dense).
+
+    Every entry is scored as a zero first; the negative binomial terms (``lgamma`` and, backwards,
+    ``digamma``) are then taken on the nonzero entries only (about 9% of a Visium slice's).
+    """
     log_theta_mu = torch.log(theta + mu + _EPS)
-    # log NB(x): lgamma(x+θ) - lgamma(θ) - lgamma(x+1) + θ log θ/(θ+μ) + x log μ/(θ+μ)
     nb_log0 = theta * (torch.log(theta + _EPS) - log_theta_mu)  # log NB(0)
+    log_lik = torch.log(pi + (1 - pi) * torch.exp(nb_log0) + _EPS)
+    nonzero = (x >= 1e-8).nonzero(as_tuple=True)
+    counts, theta_nz = x[nonzero], theta[nonzero]
+    # log NB(x): lgamma(x+θ) - lgamma(θ) - lgamma(x+1) + θ log θ/(θ+μ) + x log μ/(θ+μ)
     nb_log = (
-        torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - lgamma_x1
-        + nb_log0
-        + x * (torch.log(mu + _EPS) - log_theta_mu)
+        torch.lgamma(counts + theta_nz)
+        - torch.lgamma(theta_nz)
+        - torch.lgamma(counts + 1)
+        + nb_log0[nonzero]
+        + counts * (torch.log(mu[nonzero] + _EPS) - log_theta_mu[nonzero])
     )
-    zero = torch.log(pi + (1 - pi) * torch.exp(nb_log0) + _EPS)
-    nonzero = torch.log(1 - pi + _EPS) + nb_log
-    return -torch.where(x < 1e-8, zero, nonzero).mean()
+    log_lik = log_lik.index_put(nonzero, torch.log(1 - pi[nonzero] + _EPS) + nb_log)
+    return -log_lik.mean()
 
 
 @torch.no_grad()

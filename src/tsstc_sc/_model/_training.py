@@ -36,7 +36,6 @@ class ReconstructionTarget:
 
     dense: torch.Tensor | None
     host: sp.csr_matrix = field(repr=False)
-    lgamma_x1: torch.Tensor | None = field(repr=False)  # lgamma(target + 1), dense only
     size_factors: torch.Tensor | None  # per-spot scale of the ZINB mean; None = 1
 
     @classmethod
@@ -58,19 +57,17 @@ class ReconstructionTarget:
         return cls(
             dense,
             target,
-            torch.lgamma(dense + 1) if dense is not None else None,
             None if size_factors is None else torch.from_numpy(size_factors.astype(np.float32)).to(device),
         )
 
-    def rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Target rows, their ``lgamma(x + 1)`` and size factors."""
+    def rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Target rows and their size factors."""
         factors = None if self.size_factors is None else self.size_factors[index, None]
         if self.dense is not None:
-            return self.dense[index], self.lgamma_x1[index], factors
+            return self.dense[index], factors
         # large data: only these rows are made dense, at most ZINB_CHUNK_ENTRIES entries (see
         # reconstruction_loss)
-        x = torch.from_numpy(self.host[index.cpu().numpy()].toarray()).to(index.device)
-        return x, torch.lgamma(x + 1), factors
+        return torch.from_numpy(self.host[index.cpu().numpy()].toarray()).to(index.device), factors
 
 
 @dataclass
@@ -157,8 +154,8 @@ class GraphInputs:
 def wants_dense_target(config: TSstcConfig, device: torch.device) -> bool:
     """Whether the ZINB target (counts) is made dense on the device.
 
-    On the CPU a sampled ZINB loss reads its rows straight from the sparse counts: a dense copy (and
-    its lgamma) would cost 2 x N x G floats for nothing. A GPU keeps it to avoid transfers.
+    On the CPU a sampled ZINB loss reads its rows straight from the sparse counts: a dense copy would
+    cost N x G floats for nothing. A GPU keeps it to avoid transfers.
     """
     return config.zinb_batch_size is None or device.type != "cpu"
 
@@ -286,11 +283,11 @@ def _zinb_rows(
     decoder: ZINBDecoder, hidden: torch.Tensor, index: torch.Tensor, target: ReconstructionTarget
 ) -> torch.Tensor:
     """Mean ZINB negative log-likelihood of the target rows ``index`` given the decoder body's ``hidden``."""
-    x, lgamma_x1, size_factors = target.rows(index)
+    x, size_factors = target.rows(index)
     pi, theta, mu = decoder.heads(hidden)
     if size_factors is not None:
         mu = mu * size_factors
-    return zinb_nll(x, pi, theta, mu, lgamma_x1)
+    return zinb_nll(x, pi, theta, mu)
 
 
 class TileLoss(torch.nn.Module):
