@@ -213,6 +213,40 @@ def test_zinb_matches_a_direct_likelihood_and_its_gradients_and_sampling_is_unbi
     assert abs(sampled.mean() - full) < 0.01 * full
 
 
+def test_gcn_input_is_sparse_on_the_cpu_only_when_that_is_faster(monkeypatch):
+    from tsstc_sc._model import _training
+
+    sparse_x = sp.random(200, 100, density=0.05, format="csr", dtype=np.float32, random_state=0)
+    dense_x = sp.random(200, 100, density=0.5, format="csr", dtype=np.float32, random_state=0)
+    assert not _training.wants_dense_input(sparse_x, CPU)
+    assert _training.wants_dense_input(dense_x, CPU)
+    assert _training.wants_dense_input(sparse_x, torch.device("cuda"))  # dense GEMM on a GPU
+    monkeypatch.setattr(_training, "DENSE_X_BYTES", 200 * 100 * 4 - 1)  # too large to be dense
+    assert not _training.wants_dense_input(dense_x, CPU)
+    assert not _training.wants_dense_input(sparse_x, torch.device("cuda"))
+
+
+def test_encoding_a_sparse_input_equals_the_dense_one_with_its_gradients():
+    a = random_graph()
+    n = a.shape[0]
+    x = sp.random(n, 12, density=0.2, format="csr", dtype=np.float32, random_state=3)
+    torch.manual_seed(0)
+    module = TSstcModule(12, 2, hidden_dim=16, latent_dim=8, use_sas=True)
+    prop = [SparseOperator.from_scipy(normalized_adjacency(a), CPU) for _ in range(3)]
+    agg = [SparseOperator.from_scipy(mean_aggregation(a), CPU) for _ in range(2)]
+
+    def views_and_grads(x_in):
+        module.zero_grad()
+        views = module.encode(x_in, prop, agg)
+        torch.stack(views).square().sum().backward()
+        return [v.detach() for v in views] + [layer.linear.weight.grad.clone() for layer in module.first]
+
+    dense = views_and_grads(torch.from_numpy(x.toarray()))
+    sparse = views_and_grads(SparseOperator.from_scipy(x, CPU))
+    for d, s in zip(dense, sparse, strict=True):
+        torch.testing.assert_close(s, d, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("densify", [True, False])
 def test_chunked_zinb_equals_the_whole_loss_and_its_gradients(densify, monkeypatch):
     """Above ``ZINB_CHUNK_ENTRIES`` the loss runs in checkpointed chunks: same value, same gradients."""

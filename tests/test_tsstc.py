@@ -82,17 +82,21 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(tissue, fitted):
     assert not np.array_equal(other.obsm["X_tsstc"], fitted.obsm["X_tsstc"])
 
 
-@pytest.mark.parametrize("zinb_target", ["counts", "input"])
-def test_large_data_path_sparse_input_trains_the_same_model(tissue, fitted, zinb_target, monkeypatch):
-    """Above ``DENSE_X_BYTES`` X stays sparse and ZINB rows come from the host: same model, rounding aside."""
+@pytest.mark.parametrize(
+    ("zinb_target", "why_sparse"),
+    [("counts", "size"), ("input", "size"), ("counts", "density")],
+)
+def test_sparse_input_trains_the_same_model(tissue, zinb_target, why_sparse, monkeypatch):
+    """X stays sparse above ``DENSE_X_BYTES`` (ZINB rows then come from the host), or on the CPU at
+    most ``SPARSE_X_DENSITY`` nonzero: the same model as with a dense X, rounding aside."""
     from tsstc_sc._model import _training
 
-    dense = (
-        fitted
-        if zinb_target == "counts"
-        else tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, zinb_target="input", **FAST)
-    )
-    monkeypatch.setattr(_training, "DENSE_X_BYTES", 0)
+    monkeypatch.setattr(_training, "SPARSE_X_DENSITY", 0.0)  # the tissue's X as a dense tensor
+    dense = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, zinb_target=zinb_target, **FAST)
+    if why_sparse == "size":
+        monkeypatch.setattr(_training, "DENSE_X_BYTES", 0)
+    else:
+        monkeypatch.setattr(_training, "SPARSE_X_DENSITY", 1.0)
     sparse = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, zinb_target=zinb_target, **FAST)
     # the same training up to rounding: losses agree to ~5e-5 relative, embeddings to ~5e-3. Labels
     # are not compared: on this barely trained 500-spot tissue the mixture itself moves many spots

@@ -24,8 +24,11 @@ from ._losses import negative_weights, refine_neighbors, sample_negatives, spati
 from ._minibatch import Batch, tile_seed
 from ._module import TSstcModule, ZINBDecoder
 
-#: Keep X dense on the device below this many bytes (dense GEMM is ~7x faster than sparse here).
+#: X may be dense on the device up to this many bytes (larger X always stays sparse).
 DENSE_X_BYTES = 2**30
+#: On the CPU X stays sparse up to this fraction of nonzero entries: the first layer's product and its
+#: gradient then beat dense GEMM (crossover about 0.2 on 2 cores; 3,000 Visium genes are ~0.1).
+SPARSE_X_DENSITY = 0.15
 #: Above this many entries (spots x genes) the ZINB loss runs in checkpointed row chunks.
 ZINB_CHUNK_ENTRIES = 2**25
 
@@ -131,7 +134,7 @@ class GraphInputs:
 
         ``dense_target=False`` keeps a separate ZINB target (``counts``) sparse on the host.
         """
-        if x.shape[0] * x.shape[1] * 4 <= DENSE_X_BYTES:
+        if wants_dense_input(x, device):
             x_dev = torch.from_numpy(x.toarray()).to(device)
         else:
             x_dev = SparseOperator.from_scipy(x, device)
@@ -149,6 +152,13 @@ class GraphInputs:
             target=target,
             n_core=x.shape[0] if n_core is None else n_core,
         )
+
+
+def wants_dense_input(x: sp.csr_matrix, device: torch.device) -> bool:
+    """Whether the GCN input ``X`` is made dense on the device: when it fits, except a sparse ``X`` on the CPU."""
+    entries = x.shape[0] * x.shape[1]
+    sparse_pays = device.type == "cpu" and x.nnz <= SPARSE_X_DENSITY * entries
+    return entries * 4 <= DENSE_X_BYTES and not sparse_pays
 
 
 def wants_dense_target(config: TSstcConfig, device: torch.device) -> bool:
