@@ -13,24 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from harness import machine  # benchmarks/ is the script's folder, hence on sys.path
 
 from tsstc_sc._model._graph_ops import SparseOperator
-
-
-def _cpu_name() -> str:
-    try:
-        with Path("/proc/cpuinfo").open() as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def _median_ms(step, repeats: int) -> float:
@@ -73,7 +64,7 @@ def main() -> None:
             "width": args.width,
             "density": density,
             "threads": args.threads,
-            "machine": _cpu_name(),
+            "machine": machine(),
             **{
                 f"{name}_ms": _median_ms(lambda x_in=x_in: step(x_in), args.repeats)
                 for name, x_in in inputs.items()
