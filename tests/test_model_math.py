@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tsstc_sc._model._graph_ops import (
+    ColumnSplitOperator,
     EdgeIndex,
     SparseOperator,
     edge_dot,
@@ -226,6 +227,27 @@ def test_gcn_input_is_sparse_on_the_cpu_only_when_that_is_faster(monkeypatch):
     assert not _training.wants_dense_input(sparse_x, torch.device("cuda"))
 
 
+@pytest.mark.parametrize(("dense_above", "n_dense"), [(1.0, 0), (0.3, 5), (0.0, 11)])
+def test_column_split_product_and_gradient_equal_the_dense_ones(dense_above, n_dense):
+    """Its densest columns dense, the rest CSR: ``M @ H`` and ``M^T @ G`` as with ``M`` dense."""
+    m = sp.random(40, 12, density=0.3, format="csr", dtype=np.float32, random_state=4).tolil()
+    m[:, 5] = 0  # an empty column stays sparse even at dense_above=0, and gets a zero gradient
+    m = m.tocsr()
+    m.eliminate_zeros()
+    op = ColumnSplitOperator.from_scipy(m, CPU, dense_above)
+    assert op.dense.shape == (40, n_dense)
+    h = torch.randn(12, 3, requires_grad=True)
+    weights = torch.randn(40, 3)
+    got = op @ h.T.contiguous().T  # a non-contiguous H, as the first layer's weight.T
+    (got * weights).sum().backward()
+    h2 = h.detach().clone().requires_grad_()
+    expected = torch.from_numpy(m.toarray()) @ h2
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(h.grad, h2.grad)
+    assert torch.all(h.grad[5] == 0)
+
+
 def test_encoding_a_sparse_input_equals_the_dense_one_with_its_gradients():
     a = random_graph()
     n = a.shape[0]
@@ -242,7 +264,7 @@ def test_encoding_a_sparse_input_equals_the_dense_one_with_its_gradients():
         return [v.detach() for v in views] + [layer.linear.weight.grad.clone() for layer in module.first]
 
     dense = views_and_grads(torch.from_numpy(x.toarray()))
-    sparse = views_and_grads(SparseOperator.from_scipy(x, CPU))
+    sparse = views_and_grads(ColumnSplitOperator.from_scipy(x, CPU, 0.2))
     for d, s in zip(dense, sparse, strict=True):
         torch.testing.assert_close(s, d, rtol=1e-5, atol=1e-5)
 

@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .. import _logging as logg
 from .._config import TSstcConfig
-from ._graph_ops import EdgeIndex, SparseOperator, mean_aggregation, normalized_adjacency
+from ._graph_ops import ColumnSplitOperator, EdgeIndex, SparseOperator, mean_aggregation, normalized_adjacency
 from ._losses import negative_weights, refine_neighbors, sample_negatives, spatial_regularization, zinb_nll
 from ._minibatch import Batch, tile_seed
 from ._module import TSstcModule, ZINBDecoder
@@ -29,6 +29,9 @@ DENSE_X_BYTES = 2**30
 #: On the CPU X stays sparse up to this fraction of nonzero entries: the first layer's product and its
 #: gradient then beat dense GEMM (crossover about 0.2 on 2 cores; 3,000 Visium genes are ~0.1).
 SPARSE_X_DENSITY = 0.15
+#: In a sparse X on the CPU, genes nonzero in more than this fraction of spots are stored dense (see
+#: ``ColumnSplitOperator``; the crossover of the two products on 2 cores is about 0.2).
+DENSE_COLUMN_DENSITY = 0.2
 #: Above this many entries (spots x genes) the ZINB loss runs in checkpointed row chunks.
 ZINB_CHUNK_ENTRIES = 2**25
 
@@ -81,7 +84,7 @@ class GraphInputs:
     on the core only.
     """
 
-    x: torch.Tensor | SparseOperator
+    x: torch.Tensor | ColumnSplitOperator
     propagation: list[SparseOperator]  # Â of each spatial view, then the gene view
     aggregation: list[SparseOperator]  # SAS mean of each spatial view
     edges: list[EdgeIndex]  # spatial edges of each view (candidates for L_R)
@@ -136,8 +139,9 @@ class GraphInputs:
         """
         if wants_dense_input(x, device):
             x_dev = torch.from_numpy(x.toarray()).to(device)
-        else:
-            x_dev = SparseOperator.from_scipy(x, device)
+        else:  # dense columns only where all of X would have fitted dense
+            fits = x.shape[0] * x.shape[1] * 4 <= DENSE_X_BYTES
+            x_dev = ColumnSplitOperator.from_scipy(x, device, DENSE_COLUMN_DENSITY if fits else 1.0)
         if counts is None:
             target = ReconstructionTarget.build(
                 x, None, device, dense=x_dev if isinstance(x_dev, torch.Tensor) else None
