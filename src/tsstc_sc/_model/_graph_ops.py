@@ -141,8 +141,9 @@ class ColumnSplitOperator:
         m = sp.csr_matrix(m, dtype=np.float32)
         is_dense = np.bincount(m.indices, minlength=m.shape[1]) > dense_above * m.shape[0]
         dense_columns, sparse_columns = np.flatnonzero(is_dense), np.flatnonzero(~is_dense)
-        sparse = m[:, sparse_columns].tocsr()
-        sparse.sort_indices()
+        sparse = m[:, sparse_columns].tocsr() if len(dense_columns) else m  # no copy of a large X
+        if not sparse.has_sorted_indices:
+            sparse = sparse.sorted_indices()
         return cls(
             torch.from_numpy(m[:, dense_columns].toarray()).to(device),
             _csr_tensor(sparse, device),
