@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._graph_ops import SparseOperator
+from ._graph_ops import ColumnSplitOperator, SparseOperator
 
 
 class GraphConvolution(nn.Module):
@@ -80,12 +80,13 @@ class TSstcModule(nn.Module):
 
     def encode(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | ColumnSplitOperator,
         propagation: list[SparseOperator],
         aggregation: list[SparseOperator],
     ) -> list[torch.Tensor]:
         """Per-view embeddings ``[Z_spa^1 .. Z_spa^V, Z_gene]`` (spatial views first, gene view last).
 
+        ``x`` is the input, dense or (a sparse one on the CPU) split by gene density;
         ``propagation`` holds ``Â`` for every view (gene view last); ``aggregation`` the SAS means
         ``P^v`` of the spatial views.
         """
