@@ -58,7 +58,7 @@ class ReconstructionTarget:
 
         Otherwise ``target`` is made dense on ``device`` when ``densify`` and it fits.
         """
-        if dense is None and densify and target.shape[0] * target.shape[1] * 4 <= DENSE_X_BYTES:
+        if dense is None and densify and _fits_dense(target):
             dense = torch.from_numpy(target.toarray()).to(device)  # bounded: at most DENSE_X_BYTES
         return cls(
             dense,
@@ -140,8 +140,8 @@ class GraphInputs:
         if wants_dense_input(x, device):
             x_dev = torch.from_numpy(x.toarray()).to(device)
         else:  # dense columns only where all of X would have fitted dense
-            fits = x.shape[0] * x.shape[1] * 4 <= DENSE_X_BYTES
-            x_dev = ColumnSplitOperator.from_scipy(x, device, DENSE_COLUMN_DENSITY if fits else 1.0)
+            dense_above = DENSE_COLUMN_DENSITY if _fits_dense(x) else 1.0
+            x_dev = ColumnSplitOperator.from_scipy(x, device, dense_above)
         if counts is None:
             target = ReconstructionTarget.build(
                 x, None, device, dense=x_dev if isinstance(x_dev, torch.Tensor) else None
@@ -158,11 +158,15 @@ class GraphInputs:
         )
 
 
+def _fits_dense(x: sp.csr_matrix) -> bool:
+    """Whether ``x`` made dense (float32) stays within ``DENSE_X_BYTES``."""
+    return x.shape[0] * x.shape[1] * 4 <= DENSE_X_BYTES
+
+
 def wants_dense_input(x: sp.csr_matrix, device: torch.device) -> bool:
     """Whether the GCN input ``X`` is made dense on the device: when it fits, except a sparse ``X`` on the CPU."""
-    entries = x.shape[0] * x.shape[1]
-    sparse_pays = device.type == "cpu" and x.nnz <= SPARSE_X_DENSITY * entries
-    return entries * 4 <= DENSE_X_BYTES and not sparse_pays
+    sparse_pays = device.type == "cpu" and x.nnz <= SPARSE_X_DENSITY * x.shape[0] * x.shape[1]
+    return _fits_dense(x) and not sparse_pays
 
 
 def wants_dense_target(config: TSstcConfig, device: torch.device) -> bool:
