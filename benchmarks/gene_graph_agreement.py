@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from tsstc_sc import _gene_graph
 from tsstc_sc._config import TSstcConfig
 from tsstc_sc._gene_graph import gene_knn_graph
-from tsstc_sc._preprocessing import preprocess
+from tsstc_sc._preprocessing import preprocess_as_configured
 
 
 def same_domain_fraction(graph: sp.csr_matrix, labels: np.ndarray, known: np.ndarray) -> float:
@@ -41,14 +41,7 @@ def main() -> None:
         adata = ad.read_h5ad(path)
         truth = adata.obs["ground_truth"]
         known, labels = truth.notna().to_numpy(), truth.astype(str).to_numpy()
-        expression = preprocess(
-            sp.csr_matrix(adata.X),
-            np.asarray(adata.var_names),
-            min_cells=config.min_cells,
-            n_top_genes=config.n_top_genes,
-            log1p=config.log1p,
-            max_value=config.max_value,
-        )
+        expression = preprocess_as_configured(sp.csr_matrix(adata.X), np.asarray(adata.var_names), config)
         shares = truth.value_counts(normalize=True).to_numpy()
         cells = []
         for n_pcs, limit in ((None, exact_limit), (args.n_pcs, exact_limit), (args.n_pcs, 0)):

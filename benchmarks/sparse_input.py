@@ -29,7 +29,7 @@ from harness import machine  # benchmarks/ is the script's folder, hence on sys.
 from tsstc_sc._config import TSstcConfig
 from tsstc_sc._model._graph_ops import ColumnSplitOperator, SparseOperator
 from tsstc_sc._model._training import DENSE_COLUMN_DENSITY
-from tsstc_sc._preprocessing import preprocess
+from tsstc_sc._preprocessing import preprocess_as_configured
 
 
 def _median_ms(step, repeats: int) -> float:
@@ -45,14 +45,8 @@ def _median_ms(step, repeats: int) -> float:
 def _slice_input(path: str) -> sp.csr_matrix:
     """A slice's GCN input: its raw counts preprocessed with the default configuration."""
     adata = ad.read_h5ad(path)
-    config = TSstcConfig()
-    return preprocess(
-        sp.csr_matrix(adata.X, dtype=np.float32),
-        np.asarray(adata.var_names),
-        min_cells=config.min_cells,
-        n_top_genes=config.n_top_genes,
-        log1p=config.log1p,
-        max_value=config.max_value,
+    return preprocess_as_configured(
+        sp.csr_matrix(adata.X, dtype=np.float32), np.asarray(adata.var_names), TSstcConfig()
     ).x
 
 

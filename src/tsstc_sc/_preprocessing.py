@@ -8,6 +8,7 @@ centering and clip at ``max_value``. The result is both the GCN input and the ZI
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anndata as ad
 import numpy as np
@@ -15,6 +16,9 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from . import _logging as logg
+
+if TYPE_CHECKING:
+    from ._config import TSstcConfig
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,18 @@ def preprocess(
     logg.info(f"preprocessing: {len(keep)} genes kept (min_cells={min_cells}, n_top_genes={n_top_genes})")
     selected = counts[:, keep]
     return Expression(_scale(x, gene_scale, max_value), np.asarray(var_names)[keep], gene_scale, selected)
+
+
+def preprocess_as_configured(counts: sp.csr_matrix, var_names: np.ndarray, config: TSstcConfig) -> Expression:
+    """:func:`preprocess` with the gene selection and transform of ``config`` (as ``tl.tsstc`` trains)."""
+    return preprocess(
+        counts,
+        var_names,
+        min_cells=config.min_cells,
+        n_top_genes=config.n_top_genes,
+        log1p=config.log1p,
+        max_value=config.max_value,
+    )
 
 
 def transform(

@@ -19,7 +19,7 @@ from .. import _logging as logg
 from .._clustering import ClusterMethod, DomainAssigner, cluster, consensus_keeping_k
 from .._config import Preset, TSstcConfig
 from .._gene_graph import gene_knn_graph
-from .._preprocessing import Expression, preprocess, transform
+from .._preprocessing import Expression, preprocess_as_configured, transform
 from .._spatial_graphs import Unit
 from .._validation import (
     check_anndata,
@@ -277,14 +277,7 @@ class TSstc:
         check_unique_names(adata, "var", "genes are matched by name")
         counts = check_counts(adata, graph_params.pop("layer"))
         if fitting:
-            self.expression = preprocess(
-                counts,
-                np.asarray(adata.var_names),
-                min_cells=self.config.min_cells,
-                n_top_genes=self.config.n_top_genes,
-                log1p=self.config.log1p,
-                max_value=self.config.max_value,
-            )
+            self.expression = preprocess_as_configured(counts, np.asarray(adata.var_names), self.config)
             x = self.expression.x
         else:
             x = transform(

@@ -137,7 +137,11 @@ class ColumnSplitOperator:
 
     @classmethod
     def from_scipy(cls, m: sp.csr_matrix, device: torch.device, dense_above: float) -> ColumnSplitOperator:
-        """Columns with more than ``dense_above`` of their entries nonzero are stored dense."""
+        """Columns with more than ``dense_above`` of their entries nonzero are stored dense.
+
+        The dense block is ``n_rows x n_dense``: the caller bounds it (``GraphInputs.upload`` passes
+        ``dense_above < 1`` only when all of ``m`` would fit in ``DENSE_X_BYTES``).
+        """
         m = sp.csr_matrix(m, dtype=np.float32)
         is_dense = np.bincount(m.indices, minlength=m.shape[1]) > dense_above * m.shape[0]
         dense_columns, sparse_columns = np.flatnonzero(is_dense), np.flatnonzero(~is_dense)
