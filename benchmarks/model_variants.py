@@ -65,6 +65,13 @@ the pairing baseline, identical to ``tsstc_slice.py``):
   gene view's own domains score ARI 0.13-0.15 on Visium: one spot's counts are too noisy for its
   nearest neighbours in expression to share its layer). The gene view still propagates the spot's own
   expression, and ``L_R``'s refinement keeps the spatial neighbours this view agrees with.
+* ``input_row_l2``: each spot's row of the GCN input is rescaled to the mean row norm, so a spot
+  whose scaled expression has many clipped outliers weighs no more in its neighbours' SAS means than
+  any other (the split halves of 151674's deep layers differ in depth, and depth changes how many
+  genes reach the clip).
+* ``input_thinned``: every spot with more counts than the median is binomially thinned to the median
+  (the run's seed) before the GCN input is made from it as the defaults make it, so spots above the
+  median share one sampling noise; the gene graph and the ZINB target keep the raw counts.
 * ``init_seed0`` and ``draws_seed0`` (diagnostics, not candidates): where the seed spread comes
   from. ``init_seed0`` draws every training's initial weights from seed 0 while the negatives, the
   ZINB spots and the mixture keep the run's seed; ``draws_seed0`` keeps the run's seed for the
@@ -335,6 +342,34 @@ def _patch_input_sqrt() -> None:
     _replace_input(sqrt_input)
 
 
+def _patch_input_row_l2() -> None:
+    def row_l2(model, prepared):
+        x = prepared.x.tocsr()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        factors = np.divide(norms[norms > 0].mean(), norms, out=np.zeros_like(norms), where=norms > 0)
+        return (sp.diags(factors) @ x).toarray()
+
+    _replace_input(row_l2)
+
+
+def _patch_input_thinned() -> None:
+    from tsstc_sc import _preprocessing
+
+    def thinned(model, prepared):
+        counts = model.expression.counts.tocsr().astype(np.int64)
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+        median = np.median(totals[totals > 0])
+        keep = np.repeat(np.minimum(1.0, median / np.maximum(totals, 1)), np.diff(counts.indptr))
+        rng = np.random.default_rng(model.random_state)
+        thin = counts.copy()
+        thin.data = rng.binomial(counts.data, keep).astype(np.float32)
+        thin.eliminate_zeros()
+        x = _preprocessing._normalize(thin, target_sum=1e4, log1p=False)
+        return _preprocessing._scale(x, _preprocessing._column_std(x), model.config.max_value).toarray()
+
+    _replace_input(thinned)
+
+
 def _patch_gene_graph_smoothed() -> None:
     from tsstc_sc._gene_graph import gene_knn_graph
     from tsstc_sc._model._graph_ops import mean_aggregation
@@ -387,6 +422,8 @@ VARIANTS = {
     "gene_dispersion": _patch_gene_dispersion,
     "input_sqrt": _patch_input_sqrt,
     "gene_graph_smoothed": _patch_gene_graph_smoothed,
+    "input_row_l2": _patch_input_row_l2,
+    "input_thinned": _patch_input_thinned,
     "init_seed0": lambda: _patch_seed_source(init=0, draws=None),
     "draws_seed0": lambda: _patch_seed_source(init=None, draws=0),
 }
