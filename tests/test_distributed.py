@@ -79,24 +79,31 @@ def test_minibatch_is_seeded_and_close_to_full_batch(section):
     )
 
 
-def test_torchrun_two_processes_give_the_single_process_domains(section, tmp_path):
+def _torchrun(
+    section, tmp_path, batch_size: int, timeout: int, processes: int = 2
+) -> subprocess.CompletedProcess:
+    """``processes`` ``torchrun`` processes training ``section`` on tiles of ``batch_size`` spots."""
     section.write_h5ad(tmp_path / "in.h5ad")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(WORKER),
-    ]
-    cmd += [str(tmp_path / "in.h5ad"), str(tmp_path / "out.csv"), "4", "300"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    cmd += [str(WORKER), str(tmp_path / "in.h5ad"), str(tmp_path / "out.csv"), "4", str(batch_size)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def test_torchrun_two_processes_give_the_single_process_domains(section, tmp_path):
+    proc = _torchrun(section, tmp_path, batch_size=300, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = pd.read_csv(tmp_path / "out.csv", index_col=0)["tsstc"].astype(str)
     single = tsstc_sc.tl.tsstc(section, n_clusters=4, batch_size=300, progress_bar=False, copy=True)
     assert adjusted_rand_score(single.obs["tsstc"].astype(str), ddp.loc[section.obs_names]) >= 0.95
+
+
+def test_torchrun_with_fewer_tiles_than_processes_says_what_to_change(section, tmp_path):
+    # two tiles for three processes: the process without a tile used to fail while the others waited
+    proc = _torchrun(section, tmp_path, batch_size=section.n_obs - 1, timeout=300, processes=3)
+    assert proc.returncode != 0
+    assert "2 spatial tile(s) for 3 processes" in proc.stderr
+    assert "smaller `batch_size`" in proc.stderr
 
 
 @pytest.mark.slow

@@ -5,10 +5,42 @@ Torch-free, so ``tl.tsstc`` can validate arguments before importing the backend.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+import numpy as np
+
 Preset = Literal["default", "paper"]
+
+_KINDS = {"int": (int, "an integer"), "float": (float, "a number"), "bool": (bool, "True or False")}
+
+
+def _typed(name: str, annotation: str, value: Any) -> Any:
+    """``value`` as the plain Python type its field is annotated with, or an error naming the field.
+
+    Integer fields refuse floats (``epochs=2.5``), boolean fields anything but a boolean
+    (``use_sas="no"`` would be truthy); NumPy scalars are accepted and converted.
+    """
+    kind, _, optional = annotation.partition(" | ")
+    if kind not in _KINDS or (value is None and optional == "None"):
+        return value
+    boolean = isinstance(value, bool | np.bool_)
+    ok = {
+        "bool": boolean,
+        "int": isinstance(value, numbers.Integral) and not boolean,
+        "float": isinstance(value, numbers.Real) and not boolean,
+    }[kind]
+    if not ok:
+        msg = f"`{name}` must be {_KINDS[kind][1]}{' or None' if optional else ''}, got {value!r}."
+        raise TypeError(msg)
+    value = _KINDS[kind][0](value)
+    if kind == "float" and not math.isfinite(value):
+        msg = f"`{name}` must be finite, got {value!r}."
+        raise ValueError(msg)
+    return value
+
 
 #: Field values that differ from the defaults. ``"paper"``: the paper's training as written (150
 #: epochs; the ZINB loss on every spot each epoch, on the scaled input as in the scaffold; the final
@@ -85,8 +117,8 @@ class TSstcConfig:
         Cluster the fused embedding at this many epochs, evenly spaced over the second half of
         training and ending with the last, and give each spot its majority domain, the snapshots'
         domains matched to the last one's (docs/benchmarks.md: steadier than any single epoch). A
-        vote that would empty a domain is dropped for the last epoch's domains. 1 clusters the last
-        epoch only (the paper).
+        vote that would leave a domain with fewer than 0.5% of the spots (or 2) is dropped for the
+        last epoch's domains. 1 clusters the last epoch only (the paper).
     restarts
         Train this many times, from initialisations ``random_state``, ``random_state + 1``, ..., and give
         each spot its majority domain over every training's snapshots, matched to the first training's
@@ -145,6 +177,8 @@ class TSstcConfig:
     patience: int = 10
 
     def __post_init__(self):
+        for f in fields(self):
+            object.__setattr__(self, f.name, _typed(f.name, f.type, getattr(self, f.name)))
         checks = {
             "n_top_genes": self.n_top_genes >= 1,
             "gene_neighbors": self.gene_neighbors >= 1,
@@ -190,6 +224,9 @@ class TSstcConfig:
             raise ValueError(msg)
         if self.min_cells is not None and self.min_cells < 0:
             msg = "`min_cells` must be >= 0 or None."
+            raise ValueError(msg)
+        if self.max_value is not None and self.max_value <= 0:
+            msg = f"`max_value` must be > 0 (the clip of the scaled input), or None for no clip; got {self.max_value}."
             raise ValueError(msg)
         if self.gene_graph_pcs is not None and self.gene_graph_pcs < 1:
             msg = "`gene_graph_pcs` must be >= 1, or None for cosines on all genes."

@@ -353,6 +353,20 @@ def _distributed() -> tuple[int, int]:
     return 1, 0
 
 
+def check_tiles_per_process(tiles: list[Batch], world: int) -> None:
+    """Under DDP every process trains its share ``tiles[rank::world]``; an empty share would leave the
+    other processes waiting for its gradients.
+    """
+    if len(tiles) < world:
+        n = sum(tile.n_core for tile in tiles)
+        msg = (
+            f"{len(tiles)} spatial tile(s) for {world} processes: every process needs at least one. Pass a "
+            f"smaller `batch_size` (about {n // world:,} spots or fewer for {world} processes), or start "
+            "fewer processes."
+        )
+        raise ValueError(msg)
+
+
 def train(
     module: TSstcModule,
     data: GraphInputs | list[Batch],
@@ -375,6 +389,7 @@ def train(
     step = TileLoss(module, config)
     world, rank = _distributed()
     if isinstance(data, list) and world > 1:
+        check_tiles_per_process(data, world)
         step = torch.nn.parallel.DistributedDataParallel(step, find_unused_parameters=config.alpha == 0)
     device = next(module.parameters()).device
     module.train()
