@@ -73,6 +73,14 @@ def test_plots_explain_missing_results():
             plot(adata, show=False)
 
 
+def test_spatial_plots_explain_missing_coordinates(fitted):
+    for plot in (tsstc_sc.pl.domains, tsstc_sc.pl.scale_weights):
+        with pytest.raises(KeyError, match=r"No spatial coordinates in `adata.obsm\['xy'\]`"):
+            plot(fitted, spatial_key="xy", show=False)
+        with pytest.raises(KeyError, match="library_key='slide'"):
+            plot(fitted, library_key="slide", show=False)
+
+
 @pytest.fixture(scope="module")
 def two_slides():
     import anndata as ad

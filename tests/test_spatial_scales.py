@@ -169,6 +169,34 @@ def test_refuses_a_radius_that_would_exhaust_memory():
         tsstc_sc.pp.spatial_scales(adata, radii=[1e6], unit="coords")
 
 
+def test_without_a_memory_reading_the_check_is_skipped(monkeypatch):
+    from tsstc_sc import _spatial_graphs
+
+    monkeypatch.delattr(_spatial_graphs.os, "sysconf")  # as on Windows
+    _spatial_graphs.check_memory(1e15, 4, 5.0)  # would refuse with a reading; nothing to compare here
+
+
+def test_rebuilding_replaces_the_earlier_scales(grid):
+    adata = grid.copy()
+    adata.obsp["mine"] = sp.eye(adata.n_obs, format="csr")
+    tsstc_sc.pp.spatial_scales(adata, radii=[2, 3, 4, 5])
+    tsstc_sc.pp.spatial_scales(adata, radii=[2, 3])
+    assert sorted(k for k in adata.obsp if k.startswith("tsstc")) == [
+        "tsstc_r2_connectivities",
+        "tsstc_r2_distances",
+        "tsstc_r3_connectivities",
+        "tsstc_r3_distances",
+    ]
+    assert sorted(k for k in adata.uns if k.startswith("tsstc")) == [
+        "tsstc_r2_neighbors",
+        "tsstc_r3_neighbors",
+        "tsstc_scales",
+    ]
+    assert "mine" in adata.obsp  # only what an earlier call stored under the same key_added goes
+    tsstc_sc.pp.spatial_scales(adata, radii=[4], key_added="other")
+    assert "tsstc_r3_connectivities" in adata.obsp
+
+
 def test_dlpfc_degrees_match_the_reference():
     adata = ad.read_h5ad(shared_file("dlpfc_151673_5000genes.h5ad"))
     tsstc_sc.pp.spatial_scales(adata, radii=[1, 2, 3, 4, 5], unit="array")

@@ -11,8 +11,8 @@ adata
     "radii": """\
 radii
     Radii of the nested spatial graphs, strictly increasing, in ``unit``. ``None`` picks defaults:
-    ``[2, 3, 4, 5]`` on the Visium array grid (the paper's radii), otherwise the radii whose mean
-    degrees reach about 8, 12, 23 and 34 neighbours.""",
+    ``[2, 3, 4, 5]`` on the Visium array grid (the paper's radii); with ``unit="nn"`` the radii whose
+    mean degrees reach about 8, 12, 23 and 34 neighbours; ``unit="coords"`` needs them given.""",
     "unit": """\
 unit
     Unit of ``radii``. ``"array"``: Visium array coordinates ``obs['array_row']``,

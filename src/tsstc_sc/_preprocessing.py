@@ -2,7 +2,8 @@
 
 The scaffold's recipe: drop rare genes, ``seurat_v3`` highly variable genes on raw counts, scale
 each spot to 1e4 counts, optionally ``log1p``, divide each gene by its standard deviation without
-centering and clip at ``max_value``. The result is both the GCN input and the ZINB target.
+centering and clip at ``max_value``. The result is the GCN input; the ZINB decoder reconstructs the
+raw counts of the same genes (kept in :class:`Expression`), or this matrix with ``zinb_target="input"``.
 """
 
 from __future__ import annotations

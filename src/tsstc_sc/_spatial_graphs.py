@@ -45,7 +45,9 @@ def split_libraries(libraries: np.ndarray) -> list[np.ndarray]:
 
 
 def median_nn_distance(coords: np.ndarray) -> float:
-    """Median distance from each spot to its nearest other spot (0 if all points coincide)."""
+    """Median distance from each spot to its nearest other spot (0 if all points coincide; 1 for a
+    single spot, which has no neighbour to measure).
+    """
     if len(coords) < 2:
         return 1.0
     d, _ = cKDTree(coords).query(coords, k=2)
@@ -114,10 +116,21 @@ def estimate_pairs(coords: np.ndarray, libraries: np.ndarray, radius: float) -> 
     return total
 
 
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, or ``None`` where the system does not say (``os.sysconf`` is POSIX only)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def check_memory(n_pairs: float, n_scales: int, radius: float) -> None:
-    """Refuse before allocating when the graphs would not fit (edge list + 2 CSR per scale)."""
+    """Refuse before allocating when the graphs would not fit (edge list + 2 CSR per scale); skipped
+    where the machine's memory cannot be read.
+    """
     nbytes = n_pairs * (8 + 8 + 8) + 2 * n_pairs * n_scales * 2 * (4 + 4)
-    limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MEMORY_FRACTION
+    memory = _physical_memory()
+    limit = float("inf") if memory is None else memory * MEMORY_FRACTION
     if nbytes > limit:
         msg = (
             f"A radius of {radius:g} would create about {2 * n_pairs:,.0f} edges (~{nbytes / 1e9:.1f} GB for "

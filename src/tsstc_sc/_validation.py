@@ -20,7 +20,7 @@ ARRAY_COLUMNS = ("array_row", "array_col")
 
 
 def check_anndata(adata: object) -> AnnData:
-    """Refuse anything that is not an :class:`~anndata.AnnData` (or backed without an ``X`` we can read)."""
+    """Refuse anything that is not an :class:`~anndata.AnnData`, one without spots, or one whose spot names repeat."""
     from anndata import AnnData
 
     if not isinstance(adata, AnnData):

@@ -31,7 +31,7 @@ from .._validation import (
     check_unique_names,
     resolve_device,
 )
-from ..pp._spatial_scales import ScalesResult, compute_spatial_scales, graph_coordinates
+from ..pp._spatial_scales import ScalesResult, check_unit, compute_spatial_scales, graph_coordinates
 from ._minibatch import Batch, make_batches, spatial_tiles
 from ._module import TSstcModule
 from ._training import GraphInputs, TrainingHistory, embed, normalized_operators, train
@@ -71,6 +71,7 @@ def reuse_or_build_scales(
     Stored graphs are taken as they were built: a ``unit`` (other than ``"auto"``), ``library_key`` or
     ``spatial_key`` (other than the default, for coordinate graphs) that contradicts them is an error.
     """
+    check_unit(unit)
     index = adata.uns.get(f"{key}_scales")
     if radii is None and index is not None:
         built = {
@@ -128,7 +129,7 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 class _StageClock:
     """Wall seconds per named stage (``with clock("training"): ...``) and the process's peak resident
-    memory at the end of each stage (GB; Linux/macOS only), to see which stage raised it.
+    memory at the end of each stage (GiB; Linux/macOS only), to see which stage raised it.
     """
 
     def __init__(self) -> None:

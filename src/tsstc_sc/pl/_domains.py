@@ -70,7 +70,7 @@ def domains(
     -------
     The axes (a list when there is more than one panel), the figure with ``return_fig=True``, or
     ``None`` when shown. Colours are shared with scanpy through ``adata.uns[f"{{key}}_colors"]``
-    (set there if missing); nothing else in ``adata`` changes.
+    (and ``f"{{groundtruth}}_colors"``; set there if missing); nothing else in ``adata`` changes.
 
     Examples
     --------
@@ -81,9 +81,6 @@ def domains(
     'domain'
     """
     _check_obs(adata, key, groundtruth)
-    if spatial_key not in adata.obsm:
-        msg = f"No coordinates in `adata.obsm[{spatial_key!r}]`; pass `spatial_key=`."
-        raise KeyError(msg)
     columns = [groundtruth, key] if groundtruth is not None else [key]
     obs = pd.DataFrame(
         {c: as_categorical(adata, c) for c in columns}, index=np.arange(adata.n_obs).astype(str)
@@ -127,7 +124,9 @@ def domain_sizes(
 
     Returns
     -------
-    The axes, the figure with ``return_fig=True``, or ``None`` when shown.
+    The axes, the figure with ``return_fig=True``, or ``None`` when shown. Colours are shared with
+    scanpy through ``adata.uns[f"{{key}}_colors"]`` (and ``f"{{groundtruth}}_colors"``; set there if
+    missing); nothing else in ``adata`` changes.
 
     Examples
     --------

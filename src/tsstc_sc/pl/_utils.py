@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._validation import check_library, check_spatial
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -69,13 +71,11 @@ def library_panels(
     """
     import anndata as ad
 
-    coords = np.asarray(adata.obsm[spatial_key])
+    coords = check_spatial(adata, spatial_key)
+    check_library(adata, library_key)
     if library_key is None:
         groups = [(None, np.ones(adata.n_obs, dtype=bool))]
     else:
-        if library_key not in adata.obs:
-            msg = f"`library_key={library_key!r}` is not a column of `adata.obs`."
-            raise KeyError(msg)
         lib = adata.obs[library_key].astype(str).to_numpy()
         groups = [(name, lib == name) for name in pd.unique(lib)]
     panels = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +23,7 @@ from .._spatial_graphs import (
     scaled_coordinates,
 )
 from .._validation import (
+    ARRAY_COLUMNS,
     check_anndata,
     check_array_coords,
     check_copyable,
@@ -46,12 +47,18 @@ def _is_hexagonal(grid: np.ndarray) -> bool:
     return np.unique(grid.sum(axis=1) % 2).size == 1
 
 
+def check_unit(unit: object) -> str:
+    """One of :data:`Unit`'s values, or an error listing them."""
+    if unit not in get_args(Unit):
+        msg = f"`unit` must be one of {get_args(Unit)}, got {unit!r}."
+        raise ValueError(msg)
+    return unit
+
+
 def resolve_unit(adata: AnnData, unit: Unit) -> str:
     """``"auto"`` means the Visium array grid when it is there, else nearest-neighbour units."""
-    if unit not in ("auto", "array", "nn", "coords"):
-        msg = f'`unit` must be one of "auto", "array", "nn", "coords", got {unit!r}.'
-        raise ValueError(msg)
-    if unit not in ("auto", "array") or not {"array_row", "array_col"} <= set(adata.obs.columns):
+    check_unit(unit)
+    if unit not in ("auto", "array") or not set(ARRAY_COLUMNS) <= set(adata.obs.columns):
         return "nn" if unit == "auto" else unit
     hexagonal = _is_hexagonal(check_array_coords(adata))
     if unit == "auto":
@@ -78,11 +85,20 @@ class ScalesResult:
     radii: np.ndarray
     unit: str
     connectivities: list[sp.csr_matrix]
+    index_key: str  # ``f"{key_added}_scales"``
     obsp: dict[str, sp.csr_matrix] = field(repr=False)
     uns: dict[str, dict] = field(repr=False)
 
     def write_to(self, adata: AnnData) -> None:
-        """Store the graphs the scanpy/squidpy way (see :func:`spatial_scales`)."""
+        """Store the graphs the scanpy/squidpy way (see :func:`spatial_scales`), first removing the
+        scales an earlier call stored under the same ``key_added`` (its index lists them).
+        """
+        earlier = adata.uns.get(self.index_key, {})
+        for name in earlier.get("scale_keys", []):
+            adata.obsp.pop(f"{name}_connectivities", None)
+            adata.obsp.pop(f"{name}_distances", None)
+        for key in earlier.get("neighbors_keys", []):
+            adata.uns.pop(key, None)
         for key, value in self.obsp.items():
             adata.obsp[key] = value
         for key, value in self.uns.items():
@@ -165,7 +181,7 @@ def compute_spatial_scales(
         "spatial_key": spatial_key,
         **({"library_key": library_key} if library_key is not None else {}),
     }
-    return ScalesResult(radii_arr, resolved, [g[0] for g in graphs], obsp, uns)
+    return ScalesResult(radii_arr, resolved, [g[0] for g in graphs], f"{key_added}_scales", obsp, uns)
 
 
 @inject_docs

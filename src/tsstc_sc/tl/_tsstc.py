@@ -145,7 +145,8 @@ def tsstc(
         ``timings``: wall seconds of each stage (``graphs_and_preprocessing``, ``training``,
         ``clustering``, ``refinement``) and ``peak_rss_gb``: the process's peak resident memory at the
         end of each stage (GiB; absent on Windows).
-    The spatial scales of :func:`tsstc_sc.pp.spatial_scales` when they were built here.
+    The spatial scales of :func:`tsstc_sc.pp.spatial_scales` when they were built here. An earlier
+    ``adata.uns[f"{{key_added}}_colors"]`` is removed: its colours belonged to the earlier domains.
 
     Examples
     --------
