@@ -462,7 +462,7 @@ def test_refit_assigner_recovers_the_domains_it_is_given():
         ({"cluster_method": "gmm"}, ValueError, "needs `n_clusters`"),
         ({"n_clusters": 4, "preset": "fast"}, ValueError, "preset"),
         ({"n_clusters": 4, "extra_components": -1}, ValueError, "extra_components"),
-        ({"n_clusters": 4, "extra_components": 1.5}, ValueError, "extra_components"),
+        ({"n_clusters": 4, "extra_components": 1.5}, TypeError, "extra_components"),
     ],
 )
 def test_bad_arguments_raise_before_touching_adata(tissue, kwargs, error, match):

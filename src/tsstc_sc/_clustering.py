@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +25,14 @@ FIT_MAX_OBS = 200_000
 #: A domain with fewer spots than this fraction of the section (or than 2) counts as lost: a joined
 #: mixture, a snapshot vote or a spatial vote that leaves one is not used (``n_clusters`` stays real).
 MIN_DOMAIN_FRACTION = 0.005
+
+
+def check_cluster_method(method: object) -> ClusterMethod:
+    """One of :data:`ClusterMethod`'s values, or an error listing them."""
+    if method not in get_args(ClusterMethod):
+        msg = f"`cluster_method` must be one of {get_args(ClusterMethod)}, got {method!r}."
+        raise ValueError(msg)
+    return method
 
 
 def keeps_every_domain(labels: np.ndarray, n_domains: int) -> bool:
@@ -232,6 +240,7 @@ def cluster(
     """
     from threadpoolctl import threadpool_limits
 
+    check_cluster_method(method)
     with threadpool_limits(limits=1, user_api="blas"):
         return _cluster(
             embedding,
@@ -276,11 +285,8 @@ def _cluster(
         )
         _, assigner = fit(embedding[subsample], n_clusters, random_state=random_state)
         return assigner.predict(embedding), assigner
-    if method == "leiden":
-        labels = leiden(embedding, n_clusters, random_state=random_state)
-        return labels, DomainAssigner.from_labels(embedding, labels)
-    msg = f"`cluster_method` must be 'gmm', 'kmeans' or 'leiden', got {method!r}."
-    raise ValueError(msg)
+    labels = leiden(embedding, n_clusters, random_state=random_state)  # the last method
+    return labels, DomainAssigner.from_labels(embedding, labels)
 
 
 def neighbourhood_votes(labels: np.ndarray, adjacency: sp.csr_matrix) -> np.ndarray:

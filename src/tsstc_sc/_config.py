@@ -1,6 +1,6 @@
 """Every result-changing hyperparameter of TSstc in one place, with the paper/scaffold choice noted.
 
-Torch-free, so ``tl.tsstc`` can validate arguments before importing the backend.
+Torch-free, so that ``import tsstc_sc`` (which exposes ``tl.TSstcConfig``) does not import torch.
 """
 
 from __future__ import annotations

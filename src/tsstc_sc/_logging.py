@@ -9,5 +9,3 @@ from scanpy import logging as _logg
 
 info = _logg.info
 warning = _logg.warning
-debug = _logg.debug
-hint = _logg.hint

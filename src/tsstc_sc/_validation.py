@@ -57,10 +57,10 @@ def check_copyable(adata: AnnData, *, copy: bool) -> None:
 
 def check_random_state(random_state: object) -> int:
     """An integer seed: results are reproducible for a seed (and thread count)."""
-    if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
-        msg = f"`random_state` must be an integer seed (e.g. 0), got {random_state!r}."
+    if random_state is None:
+        msg = "`random_state` must be an integer seed (e.g. 0), got None."
         raise TypeError(msg)
-    return int(random_state)
+    return check_integer(random_state, "random_state")
 
 
 def check_spatial(adata: AnnData, spatial_key: str) -> np.ndarray:

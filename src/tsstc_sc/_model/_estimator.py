@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from .. import _logging as logg
-from .._clustering import ClusterMethod, DomainAssigner, cluster, consensus_keeping_k
+from .._clustering import ClusterMethod, DomainAssigner, check_cluster_method, cluster, consensus_keeping_k
 from .._config import Preset, TSstcConfig
 from .._gene_graph import gene_knn_graph
 from .._preprocessing import Expression, preprocess_as_configured, transform
@@ -231,9 +231,7 @@ class TSstc:
         self.config = TSstcConfig.from_kwargs(preset, **kwargs)
         n_clusters = check_integer(n_clusters, "n_clusters")
         cluster_pcs = check_integer(cluster_pcs, "cluster_pcs")
-        if cluster_method not in ("gmm", "kmeans", "leiden"):
-            msg = f"`cluster_method` must be 'gmm', 'kmeans' or 'leiden', got {cluster_method!r}."
-            raise ValueError(msg)
+        check_cluster_method(cluster_method)
         if n_clusters is None and cluster_method != "leiden":
             msg = (
                 f"`cluster_method='{cluster_method}'` needs `n_clusters`; use `cluster_method='leiden'` to "
@@ -246,15 +244,12 @@ class TSstc:
         if cluster_pcs is not None and cluster_pcs < 1:
             msg = f"`cluster_pcs` must be a positive integer or None, got {cluster_pcs!r}."
             raise ValueError(msg)
-        if (
-            isinstance(extra_components, bool)
-            or not isinstance(extra_components, int | np.integer)
-            or extra_components < 0
-        ):
+        extra_components = check_integer(extra_components, "extra_components")
+        if extra_components is None or extra_components < 0:
             msg = f"`extra_components` must be a non-negative integer (0 turns it off), got {extra_components!r}."
             raise ValueError(msg)
         self.n_clusters, self.cluster_method, self.cluster_pcs = n_clusters, cluster_method, cluster_pcs
-        self.extra_components = int(extra_components)
+        self.extra_components = extra_components
         self.device = resolve_device(device)
         self.random_state, self.progress_bar = check_random_state(random_state), progress_bar
         self.module: TSstcModule | None = None

@@ -12,7 +12,7 @@ import pandas as pd
 from .. import _logging as logg
 from .._anndata_utils import target
 from .._clustering import ClusterMethod, spatial_majority_vote
-from .._config import Preset, TSstcConfig
+from .._config import Preset
 from .._docs import inject_docs
 from .._spatial_graphs import Unit
 from .._validation import check_anndata, check_copyable, check_key, check_n_clusters
@@ -169,7 +169,6 @@ def tsstc(
         )
         raise ValueError(msg)
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
-    TSstcConfig.from_kwargs(preset, **kwargs)  # fail fast on bad hyperparameters, before any work
     model = TSstc(
         n_clusters,
         cluster_method=cluster_method,
