@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import anndata as ad
+import pandas as pd
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
 import tsstc_sc
 from tsstc_sc._cli import main
@@ -26,10 +28,22 @@ def test_cli_runs_on_an_h5ad_and_scores_against_truth(tmp_path, capsys):
     )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    assert "4 domains" in printed and "ARI" in printed
     out = ad.read_h5ad(tmp_path / "out.h5ad")
+    ari = adjusted_rand_score(out.obs["domain"], out.obs["tsstc"])
+    assert "4 domains" in printed and f"ARI {ari:.3f}" in printed and "(400 labelled spots)" in printed
     assert out.obs["tsstc"].nunique() == 4 and (tmp_path / "map.png").stat().st_size > 10_000
     assert (out.uns["tsstc"]["params"]["epochs"], out.uns["tsstc"]["params"]["restarts"]) == (5, 2)
+
+
+def test_cli_says_when_no_spot_is_annotated(tmp_path, capsys):
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150, n_domains=3)
+    adata.obs["truth"] = pd.Series(pd.NA, index=adata.obs_names, dtype="string")
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    assert (
+        main(["run", str(tmp_path / "in.h5ad"), "--truth", "truth", "--n-clusters", "3", "--epochs", "2"])
+        == 0
+    )
+    assert "ARI n/a: no spot has a value in obs['truth']" in capsys.readouterr().out  # sklearn: 1.000
 
 
 def test_cli_asks_for_the_number_of_domains(tmp_path, capsys):

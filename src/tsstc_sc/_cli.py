@@ -30,11 +30,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _score(adata, truth: str, key: str) -> str:
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    from ._scores import agreement
 
-    known = adata.obs[truth].notna().to_numpy()
-    t, p = adata.obs[truth][known].astype(str), adata.obs[key][known].astype(str)
-    return f"ARI {adjusted_rand_score(t, p):.3f}  NMI {normalized_mutual_info_score(t, p):.3f}  ({known.sum()} labelled spots)"
+    score = agreement(adata.obs, key, truth)
+    if score is None:
+        return f"ARI n/a: no spot has a value in obs[{truth!r}]"
+    return f"ARI {score.ari:.3f}  NMI {score.nmi:.3f}  ({score.n_annotated} labelled spots)"
 
 
 def _path_problem(args: argparse.Namespace) -> str | None:

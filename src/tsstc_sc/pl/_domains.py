@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._docs import inject_docs
+from .._scores import agreement
 from ._utils import as_categorical, default_spot_size, finish, library_panels, shared_colors, spatial_grid
 
 if TYPE_CHECKING:
@@ -25,13 +26,9 @@ def _check_obs(adata: AnnData, key: str, groundtruth: str | None) -> None:
 
 
 def _ari_text(obs: pd.DataFrame, key: str, groundtruth: str) -> str:
-    """``"ARI 0.612"`` on the annotated spots, or says that there are none (sklearn would give 1.0)."""
-    from sklearn.metrics import adjusted_rand_score
-
-    known = obs[groundtruth].notna().to_numpy()
-    if not known.any():
-        return "ARI n/a: no annotated spots"
-    return f"ARI {adjusted_rand_score(obs[groundtruth][known].astype(str), obs[key][known].astype(str)):.3f}"
+    """``"ARI 0.612"`` on the annotated spots, or says that there are none."""
+    score = agreement(obs, key, groundtruth)
+    return "ARI n/a: no annotated spots" if score is None else f"ARI {score.ari:.3f}"
 
 
 @inject_docs
