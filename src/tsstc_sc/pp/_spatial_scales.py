@@ -230,6 +230,9 @@ def spatial_scales(
         ``connectivity_key`` is ``"tsstc_r2_connectivities"``), ``neighbors_keys`` (scanpy's
         ``neighbors_key``), ``mean_degree`` and ``n_isolated`` per scale, and ``unit_scale`` (coordinate units per graph unit, per library).
 
+    The scales of an earlier call with the same ``key_added`` are replaced: keys it wrote that this
+    call does not write again (e.g. a radius no longer asked for) are removed.
+
     Examples
     --------
     >>> import tsstc_sc
