@@ -323,7 +323,11 @@ def test_large_data_clustering_fits_a_subsample_and_assigns_every_spot(method, m
     truth = rng.integers(0, 4, 3000)
     embedding = centres[truth] + rng.normal(size=(3000, 5))
     monkeypatch.setattr(_clustering, "FIT_MAX_OBS", 500)
+    fitted_on = []
+    fit = getattr(_clustering, method)
+    monkeypatch.setattr(_clustering, method, lambda x, *a, **kw: fitted_on.append(len(x)) or fit(x, *a, **kw))
     labels, assigner = _clustering.cluster(embedding, 4, method, random_state=0)
+    assert fitted_on == [500]  # the model saw the subsample only
     assert labels.shape == (3000,) and set(labels.tolist()) == {0, 1, 2, 3}
     np.testing.assert_array_equal(labels, assigner.predict(embedding))  # one rule for fitted and new spots
     from sklearn.metrics import adjusted_rand_score

@@ -35,6 +35,37 @@ def test_cli_runs_on_an_h5ad_and_scores_against_truth(tmp_path, capsys):
     assert (out.uns["tsstc"]["params"]["epochs"], out.uns["tsstc"]["params"]["restarts"]) == (5, 2)
 
 
+def test_cli_without_input_runs_the_synthetic_tissue_with_the_flags_given(tmp_path, capsys):
+    out_path = tmp_path / "out.h5ad"
+    argv = [
+        "run",
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--radii",
+        "2",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        str(out_path),
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    out = ad.read_h5ad(out_path)
+    params = out.uns["tsstc"]["params"]
+    assert (params["epochs"], params["random_state"], list(params["radii"]), params["device"]) == (
+        2,
+        3,
+        [2, 3],
+        "cpu",
+    )
+    assert out.obs["tsstc"].nunique() == out.obs["domain"].nunique()  # K from the tissue's own domains
+    ari = adjusted_rand_score(out.obs["domain"], out.obs["tsstc"])
+    assert f"synthetic tissue ({out.n_obs} spots" in printed and f"ARI {ari:.3f}" in printed
+
+
 def test_cli_says_when_no_spot_is_annotated(tmp_path, capsys):
     adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150, n_domains=3)
     adata.obs["truth"] = pd.Series(pd.NA, index=adata.obs_names, dtype="string")

@@ -18,7 +18,16 @@ def fitted():
     return adata
 
 
+def _spots_drawn(ax, adata) -> np.ndarray:
+    """The spot behind each point of the panel's scatter, found by its coordinates (scanpy may
+    reorder the points)."""
+    where = {tuple(p): i for i, p in enumerate(np.asarray(adata.obsm["spatial"], dtype=np.float64))}
+    assert len(where) == adata.n_obs  # coordinates identify the spots
+    return np.array([where[tuple(p)] for p in np.asarray(ax.collections[0].get_offsets(), dtype=np.float64)])
+
+
 def test_domains_beside_truth_reports_the_ari(fitted):
+    from matplotlib.colors import to_rgba
     from sklearn.metrics import adjusted_rand_score
 
     axes = tsstc_sc.pl.domains(fitted, groundtruth="domain", show=False)
@@ -26,9 +35,15 @@ def test_domains_beside_truth_reports_the_ari(fitted):
     ari = adjusted_rand_score(fitted.obs["domain"], fitted.obs["tsstc"])
     assert axes[1].get_title() == f"tsstc (ARI {ari:.3f})"
     assert all(a.yaxis_inverted() for a in axes)
-    # one point per spot, coloured by domain; colours shared with scanpy through uns
-    offsets = axes[1].collections[0].get_offsets()
-    assert len(offsets) == fitted.n_obs and len(fitted.uns["tsstc_colors"]) == 4
+    # every spot drawn once at its place, in its domain's colour, shared with scanpy through uns
+    for a, column in zip(axes, ["domain", "tsstc"], strict=True):
+        spots = _spots_drawn(a, fitted)
+        assert sorted(spots) == list(range(fitted.n_obs))
+        palette = fitted.uns[f"{column}_colors"]
+        codes = fitted.obs[column].astype("category").cat.codes.to_numpy()[spots]
+        expected = [to_rgba(palette[c]) for c in codes]
+        np.testing.assert_allclose(a.collections[0].get_facecolors(), expected)
+    assert len(fitted.uns["tsstc_colors"]) == 4
 
 
 def test_domains_says_no_ari_for_a_slide_without_annotated_spots(fitted):
@@ -53,8 +68,9 @@ def test_scale_weights_one_panel_per_view_with_the_weights_as_colours(fitted):
     names = list(fitted.uns["tsstc"]["scale_weight_names"])
     assert [a.get_title() for a in axes] == names
     for v, a in enumerate(axes):
-        drawn = np.sort(np.asarray(a.collections[0].get_array()))
-        np.testing.assert_allclose(drawn, np.sort(fitted.obsm["tsstc_scale_weights"][:, v]), rtol=1e-6)
+        drawn = np.asarray(a.collections[0].get_array())
+        spots = _spots_drawn(a, fitted)  # each spot's own weight on view v, wherever scanpy drew it
+        np.testing.assert_allclose(drawn, fitted.obsm["tsstc_scale_weights"][spots, v], rtol=1e-6)
     assert not any(c.startswith("tsstc weight") for c in fitted.obs)  # the user's obs is untouched
 
 
@@ -63,7 +79,10 @@ def test_loss_curves_follow_the_history(fitted):
     total, recon, reg = fig.axes[:3]
     np.testing.assert_allclose(total.lines[0].get_ydata(), fitted.uns["tsstc"]["loss"]["total"])
     np.testing.assert_allclose(recon.lines[0].get_ydata(), fitted.uns["tsstc"]["loss"]["reconstruction"])
-    assert len(reg.lines) == len(fitted.uns["tsstc"]["scale_weight_names"]) - 1
+    regularization = np.asarray(fitted.uns["tsstc"]["loss"]["regularization"])  # epochs x scales
+    assert len(reg.lines) == regularization.shape[1] == len(fitted.uns["tsstc"]["scale_weight_names"]) - 1
+    for scale, line in enumerate(reg.lines):
+        np.testing.assert_allclose(line.get_ydata(), regularization[:, scale])
 
 
 def test_plots_explain_missing_results():

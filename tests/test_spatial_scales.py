@@ -172,8 +172,12 @@ def test_refuses_a_radius_that_would_exhaust_memory():
 def test_without_a_memory_reading_the_check_is_skipped(monkeypatch):
     from tsstc_sc import _spatial_graphs
 
+    assert _spatial_graphs._physical_memory() > 0  # Linux and macOS read it
+    with pytest.raises(MemoryError, match="smaller radii"):
+        _spatial_graphs.check_memory(1e15, 4, 5.0)
     monkeypatch.delattr(_spatial_graphs.os, "sysconf")  # as on Windows
-    _spatial_graphs.check_memory(1e15, 4, 5.0)  # would refuse with a reading; nothing to compare here
+    assert _spatial_graphs._physical_memory() is None
+    _spatial_graphs.check_memory(1e15, 4, 5.0)  # nothing to compare with: no refusal
 
 
 def test_rebuilding_replaces_the_earlier_scales(grid):

@@ -91,13 +91,22 @@ def test_sparse_input_trains_the_same_model(tissue, zinb_target, why_sparse, mon
     most ``SPARSE_X_DENSITY`` nonzero: the same model as with a dense X, rounding aside."""
     from tsstc_sc._model import _training
 
+    split = []  # the sparse path builds a ColumnSplitOperator; the dense one does not
+    build = _training.ColumnSplitOperator.from_scipy
+    monkeypatch.setattr(
+        _training.ColumnSplitOperator,
+        "from_scipy",
+        lambda *a, **kw: split.append(a[0].shape) or build(*a, **kw),
+    )
     monkeypatch.setattr(_training, "SPARSE_X_DENSITY", 0.0)  # the tissue's X as a dense tensor
     dense = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, zinb_target=zinb_target, **FAST)
+    assert split == []
     if why_sparse == "size":
         monkeypatch.setattr(_training, "DENSE_X_BYTES", 0)
     else:
         monkeypatch.setattr(_training, "SPARSE_X_DENSITY", 1.0)
     sparse = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, zinb_target=zinb_target, **FAST)
+    assert split and split[0][0] == tissue.n_obs
     # the same training up to rounding: losses agree to ~5e-5 relative, embeddings to ~5e-3. Labels
     # are not compared: on this barely trained 500-spot tissue the mixture itself moves many spots
     # under a 1e-3 perturbation of the embedding.
@@ -205,11 +214,16 @@ def test_restarts_vote_over_every_trainings_domains_and_keep_the_first_training(
     assert adjusted_rand_score(model.predict(), model.predict(tissue)) > 0.9  # new data: the voted domains
 
 
-def test_paper_preset_reaches_the_model_and_is_recorded(tissue):
+def test_paper_preset_reaches_the_model_and_is_recorded(tissue, monkeypatch):
+    from tsstc_sc._model import _training
+
+    scored = []  # the ZINB batch size each epoch's loss was given
+    loss = _training.reconstruction_loss
+    monkeypatch.setattr(_training, "reconstruction_loss", lambda *a: scored.append(a[3]) or loss(*a))
     out = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, preset="paper", epochs=2, progress_bar=False)
     params = out.uns["tsstc"]["params"]
-    assert params["preset"] == "paper"
-    assert "zinb_batch_size" not in params  # None: the ZINB loss scored every spot
+    assert params["preset"] == "paper" and params["zinb_target"] == "input" and params["snapshots"] == 1
+    assert "zinb_batch_size" in params["unset"] and scored == [None, None]  # every spot, each epoch
     assert len(out.uns["tsstc"]["loss"]["total"]) == 2
 
 
@@ -231,6 +245,8 @@ def test_ablation_switches_change_the_loss_terms(tissue):
     assert np.isfinite(scaled["total"]).all() and scaled["reconstruction"][0] != full["reconstruction"][0]
     no_sas = loss(use_sas=False)
     assert no_sas["total"][0] != full["total"][0]
+    model = tsstc_sc.tl.TSstc(4, use_sas=False, epochs=1, snapshots=1, progress_bar=False).fit(tissue)
+    assert not model.module.use_sas  # the switch reaches the network, whose encode skips the SAS mean
     one_radius = tsstc_sc.tl.tsstc(tissue, [3], n_clusters=4, copy=True, epochs=3, progress_bar=False)
     assert list(one_radius.uns["tsstc"]["scale_weight_names"]) == ["r3", "gene"]
 
@@ -273,6 +289,43 @@ def test_estimator_saves_numpy_integer_settings_and_writes_nothing_when_it_canno
     with pytest.raises(TypeError):
         model.save(tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_estimator_says_what_is_missing_before_fit_and_after_load(tissue, tmp_path):
+    untrained = tsstc_sc.tl.TSstc(4, epochs=2, snapshots=1, progress_bar=False)
+    for use in (untrained.predict, untrained.latent, lambda: untrained.save(tmp_path / "u")):
+        with pytest.raises(RuntimeError, match="not trained yet"):
+            use()
+    with pytest.raises(FileNotFoundError, match=r"written by `TSstc\.save`"):
+        tsstc_sc.tl.TSstc.load(tmp_path)  # an empty folder
+    first = tsstc_sc.tl.TSstc(4, epochs=2, snapshots=1, extra_components=2, progress_bar=False).fit(tissue)
+    first.save(tmp_path / "m")
+    second = tsstc_sc.tl.TSstc(3, epochs=2, snapshots=1, progress_bar=False).fit(tissue)
+    second.save(tmp_path / "m", overwrite=True)
+    loaded = tsstc_sc.tl.TSstc.load(tmp_path / "m", device="cpu")
+    assert (loaded.n_clusters, loaded.extra_components) == (
+        3,
+        1,
+    )  # the second model replaced the first (4, 2)
+    np.testing.assert_array_equal(loaded.predict(tissue), second.predict(tissue))
+    with pytest.raises(ValueError, match="keeps no training embedding"):
+        loaded.latent()
+
+
+def test_leiden_without_n_clusters_clusters_the_last_epoch(tissue):
+    from sklearn.metrics import homogeneity_score
+
+    from tsstc_sc._clustering import cluster
+
+    model = tsstc_sc.tl.TSstc(None, cluster_method="leiden", epochs=5, progress_bar=False).fit(tissue)
+    labels = model.predict()
+    # no snapshot vote without a fixed K: the domains are Leiden's on the last epoch's embedding
+    expected = cluster(model.latent(), None, "leiden", random_state=0, n_pcs=model.cluster_pcs)[0]
+    np.testing.assert_array_equal(labels, expected)
+    # resolution 1 splits the 4 layers (12 domains here), but each domain lies mostly in one layer
+    # (homogeneity 0.58 measured; random labels give about 0.01)
+    assert len(np.unique(labels)) >= 4
+    assert homogeneity_score(tissue.obs["domain"], labels) > 0.4
 
 
 def test_estimator_rejects_non_integer_domain_and_component_counts():
