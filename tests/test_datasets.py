@@ -453,6 +453,15 @@ def test_read_visium_rejects_barcodes_without_position(tmp_path):
         read_visium(tmp_path / "outs")
 
 
+def test_read_visium_reads_the_count_file_asked_for(tmp_path):
+    write_space_ranger(tmp_path / "outs")
+    expected = read_visium(tmp_path / "outs").X.toarray()
+    filtered = tmp_path / "outs" / "filtered_feature_bc_matrix.h5"
+    filtered.rename(tmp_path / "outs" / "raw_feature_bc_matrix.h5")  # only the other matrix is left
+    raw = read_visium(tmp_path / "outs", count_file="raw_feature_bc_matrix.h5")
+    np.testing.assert_array_equal(raw.X.toarray(), expected)
+
+
 def test_read_visium_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"No Space Ranger output folder.*outs/"):
         read_visium(tmp_path / "nowhere")
@@ -461,6 +470,7 @@ def test_read_visium_missing_files(tmp_path):
     write_space_ranger(tmp_path / "outs")
     with pytest.raises(FileNotFoundError, match=r"raw_feature_bc_matrix\.h5 not found"):
         read_visium(tmp_path / "outs", count_file="raw_feature_bc_matrix.h5")
+
     (tmp_path / "outs" / "spatial" / "tissue_positions.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"tissue_positions\.csv nor .*tissue_positions_list\.csv"):
         read_visium(tmp_path / "outs")
@@ -481,11 +491,11 @@ def test_read_h5ad_validates_coordinates(tmp_path):
     adata.write_h5ad(tmp_path / "a.h5ad")
 
     assert read_h5ad(tmp_path / "a.h5ad", spatial_key="three_d").n_obs == 100
-    with pytest.raises(KeyError, match="no obsm\\['coords'\\]"):
+    with pytest.raises(KeyError, match=r"a\.h5ad: No spatial coordinates in `adata\.obsm\['coords'\]`"):
         read_h5ad(tmp_path / "a.h5ad", spatial_key="coords")
-    with pytest.raises(ValueError, match=r"n_obs x 2 \(or 3\)"):
+    with pytest.raises(ValueError, match=r"a\.h5ad: .*must have shape \(n_obs, 2\) or \(n_obs, 3\)"):
         read_h5ad(tmp_path / "a.h5ad", spatial_key="flat")
-    with pytest.raises(ValueError, match="1 spots with non-finite coordinates"):
+    with pytest.raises(ValueError, match=r"a\.h5ad: 1 spot\(s\) have NaN or infinite coordinates"):
         read_h5ad(tmp_path / "a.h5ad", spatial_key="broken")
 
 

@@ -66,6 +66,21 @@ def test_cli_without_input_runs_the_synthetic_tissue_with_the_flags_given(tmp_pa
     assert f"synthetic tissue ({out.n_obs} spots" in printed and f"ARI {ari:.3f}" in printed
 
 
+def test_cli_reads_counts_from_the_layer_given(tmp_path, capsys):
+    import scanpy as sc
+
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150, n_domains=3)
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)  # X is no longer raw counts
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    base = ["run", str(tmp_path / "in.h5ad"), "--n-clusters", "3", "--epochs", "2"]
+    assert main(base) == 2
+    assert "layer='counts'" in capsys.readouterr().err  # the package's message says what to pass
+    assert main([*base, "--layer", "counts", "--out", str(tmp_path / "out.h5ad")]) == 0
+    assert ad.read_h5ad(tmp_path / "out.h5ad").uns["tsstc"]["params"]["layer"] == "counts"
+
+
 def test_cli_says_when_no_spot_is_annotated(tmp_path, capsys):
     adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150, n_domains=3)
     adata.obs["truth"] = pd.Series(pd.NA, index=adata.obs_names, dtype="string")

@@ -15,6 +15,7 @@ from matplotlib.image import imread
 from scipy import sparse
 
 from .. import _logging as logg
+from .._validation import check_spatial
 
 _WHERE_TO_GET_DATA = (
     "Labelled spatial data can be downloaded, e.g. the LIBD human DLPFC Visium sections through the "
@@ -161,16 +162,11 @@ def read_visium(
 
 
 def _check_coordinates(adata: ad.AnnData, spatial_key: str, path: Path) -> None:
-    if spatial_key not in adata.obsm:
-        msg = f"{path.name} has no obsm[{spatial_key!r}] coordinates; obsm keys: {list(adata.obsm)}"
-        raise KeyError(msg)
-    coords = np.asarray(adata.obsm[spatial_key])
-    if coords.ndim != 2 or coords.shape[1] not in (2, 3) or not np.issubdtype(coords.dtype, np.number):
-        msg = f"obsm[{spatial_key!r}] must be numeric n_obs x 2 (or 3), got shape {coords.shape} ({coords.dtype})"
-        raise ValueError(msg)
-    if not np.isfinite(coords).all():
-        msg = f"obsm[{spatial_key!r}] has {int((~np.isfinite(coords)).any(axis=1).sum())} spots with non-finite coordinates"
-        raise ValueError(msg)
+    """The package's coordinate check, its message prefixed with the file it read."""
+    try:
+        check_spatial(adata, spatial_key)
+    except (KeyError, TypeError, ValueError) as e:
+        raise type(e)(f"{path.name}: {e.args[0]}") from None
 
 
 def _looks_like_counts(x: np.ndarray | sparse.spmatrix | sparse.sparray) -> bool:
