@@ -59,8 +59,10 @@ def read_h5ad(path: str | Path, *, spatial_key: str = "spatial") -> ad.AnnData:
         Where ``path`` does not exist (the message says where to get data).
     KeyError
         Where ``obsm[spatial_key]`` is missing.
+    TypeError
+        Where the coordinates are not numbers.
     ValueError
-        Where the coordinates are not n x 2 or n x 3 finite numbers.
+        Where the coordinates are not n x 2 or n x 3, or not finite.
 
     Examples
     --------
