@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _logging as logg
+from ._validation import check_choice
 
 ClusterMethod = Literal["gmm", "kmeans", "leiden"]
 _LEIDEN_STEPS = 30
@@ -25,14 +26,6 @@ FIT_MAX_OBS = 200_000
 #: A domain with fewer spots than this fraction of the section (or than 2) counts as lost: a joined
 #: mixture, a snapshot vote or a spatial vote that leaves one is not used (``n_clusters`` stays real).
 MIN_DOMAIN_FRACTION = 0.005
-
-
-def check_cluster_method(method: object) -> ClusterMethod:
-    """One of :data:`ClusterMethod`'s values, or an error listing them."""
-    if method not in get_args(ClusterMethod):
-        msg = f"`cluster_method` must be one of {get_args(ClusterMethod)}, got {method!r}."
-        raise ValueError(msg)
-    return method
 
 
 def keeps_every_domain(labels: np.ndarray, n_domains: int) -> bool:
@@ -240,7 +233,7 @@ def cluster(
     """
     from threadpoolctl import threadpool_limits
 
-    check_cluster_method(method)
+    check_choice(method, get_args(ClusterMethod), "cluster_method")
     with threadpool_limits(limits=1, user_api="blas"):
         return _cluster(
             embedding,

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._validation import check_choice
+
 Preset = Literal["default", "paper"]
 
 _KINDS = {"int": (int, "an integer"), "float": (float, "a number"), "bool": (bool, "True or False")}
@@ -207,9 +209,7 @@ class TSstcConfig:
             "zinb_target": ("input", "counts"),
         }
         for name, allowed in options.items():
-            if getattr(self, name) not in allowed:
-                msg = f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}."
-                raise ValueError(msg)
+            check_choice(getattr(self, name), allowed, name)
         if self.refine_rule in ("top_ratio", "threshold") and self.refine_value is None:
             msg = f'`refine_rule="{self.refine_rule}"` needs `refine_value` (a ratio or a cosine threshold).'
             raise ValueError(msg)

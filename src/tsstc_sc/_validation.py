@@ -221,6 +221,14 @@ def check_counts(adata: AnnData, layer: str | None) -> sp.csr_matrix:
     return x
 
 
+def check_choice(value: object, allowed: tuple, name: str) -> object:
+    """``value`` when it is one of ``allowed`` (e.g. ``typing.get_args`` of a ``Literal``), else an error listing them."""
+    if value not in allowed:
+        msg = f"`{name}` must be one of {allowed}, got {value!r}."
+        raise ValueError(msg)
+    return value
+
+
 def check_integer(value: object, name: str) -> int | None:
     """``None``, or ``value`` as a plain ``int`` (NumPy integers accepted; booleans and floats refused)."""
     if value is None:

@@ -9,20 +9,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from .. import _logging as logg
-from .._clustering import ClusterMethod, DomainAssigner, check_cluster_method, cluster, consensus_keeping_k
+from .._clustering import ClusterMethod, DomainAssigner, cluster, consensus_keeping_k
 from .._config import Preset, TSstcConfig
 from .._gene_graph import gene_knn_graph
 from .._preprocessing import Expression, preprocess_as_configured, transform
 from .._spatial_graphs import Unit
 from .._validation import (
     check_anndata,
+    check_choice,
     check_counts,
     check_integer,
     check_library,
@@ -31,7 +32,7 @@ from .._validation import (
     check_unique_names,
     resolve_device,
 )
-from ..pp._spatial_scales import ScalesResult, check_unit, compute_spatial_scales, graph_coordinates
+from ..pp._spatial_scales import ScalesResult, compute_spatial_scales, graph_coordinates
 from ._minibatch import Batch, make_batches, spatial_tiles
 from ._module import TSstcModule
 from ._training import GraphInputs, TrainingHistory, embed, normalized_operators, train
@@ -71,7 +72,7 @@ def reuse_or_build_scales(
     Stored graphs are taken as they were built: a ``unit`` (other than ``"auto"``), ``library_key`` or
     ``spatial_key`` (other than the default, for coordinate graphs) that contradicts them is an error.
     """
-    check_unit(unit)
+    check_choice(unit, get_args(Unit), "unit")
     index = adata.uns.get(f"{key}_scales")
     if radii is None and index is not None:
         built = {
@@ -231,7 +232,7 @@ class TSstc:
         self.config = TSstcConfig.from_kwargs(preset, **kwargs)
         n_clusters = check_integer(n_clusters, "n_clusters")
         cluster_pcs = check_integer(cluster_pcs, "cluster_pcs")
-        check_cluster_method(cluster_method)
+        check_choice(cluster_method, get_args(ClusterMethod), "cluster_method")
         if n_clusters is None and cluster_method != "leiden":
             msg = (
                 f"`cluster_method='{cluster_method}'` needs `n_clusters`; use `cluster_method='leiden'` to "

@@ -149,7 +149,7 @@ class ColumnSplitOperator:
         if not sparse.has_sorted_indices:
             sparse = sparse.sorted_indices()
         return cls(
-            torch.from_numpy(m[:, dense_columns].toarray()).to(device),
+            torch.from_numpy(m[:, dense_columns].toarray()).to(device),  # bounded by the caller (above)
             _csr_tensor(sparse, device),
             _csr_tensor(sparse.T.tocsr(), device),
             torch.from_numpy(dense_columns).to(device),

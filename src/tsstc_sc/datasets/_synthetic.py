@@ -14,6 +14,7 @@ from scipy import sparse
 from scipy.special import expit
 
 from .. import _logging as logg
+from .._validation import check_choice
 
 _SPOT_SPACING_PX = 100.0  # centre-to-centre distance of neighbouring Visium-like spots, in pixels
 _CELL_SPACING_UM = 10.0  # typical distance between neighbouring cells, in micrometres
@@ -135,8 +136,8 @@ def synthetic_tissue(
     >>> bool(((adata.obs["array_row"] + adata.obs["array_col"]) % 2 == 0).all())
     True
     """
-    _check_option("layout", layout, ("visium", "single_cell"))
-    _check_option("geometry", geometry, tuple(_DEFAULT_N_DOMAINS))
+    check_choice(layout, ("visium", "single_cell"), "layout")
+    check_choice(geometry, tuple(_DEFAULT_N_DOMAINS), "geometry")
     n_domains = _DEFAULT_N_DOMAINS[geometry] if n_domains is None else n_domains
     _check_sizes(n_spots, n_domains, n_genes, library_size, boundary_width)
     rng = np.random.default_rng(random_state)
@@ -184,12 +185,6 @@ def synthetic_tissue(
         obsm={"spatial": spatial, "domain_weights": weights},
         uns={"synthetic": params},
     )
-
-
-def _check_option(name: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        msg = f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}"
-        raise ValueError(msg)
 
 
 def _check_sizes(

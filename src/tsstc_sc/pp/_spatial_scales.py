@@ -26,6 +26,7 @@ from .._validation import (
     ARRAY_COLUMNS,
     check_anndata,
     check_array_coords,
+    check_choice,
     check_copyable,
     check_key,
     check_library,
@@ -47,17 +48,9 @@ def _is_hexagonal(grid: np.ndarray) -> bool:
     return np.unique(grid.sum(axis=1) % 2).size == 1
 
 
-def check_unit(unit: object) -> str:
-    """One of :data:`Unit`'s values, or an error listing them."""
-    if unit not in get_args(Unit):
-        msg = f"`unit` must be one of {get_args(Unit)}, got {unit!r}."
-        raise ValueError(msg)
-    return unit
-
-
 def resolve_unit(adata: AnnData, unit: Unit) -> str:
     """``"auto"`` means the Visium array grid when it is there, else nearest-neighbour units."""
-    check_unit(unit)
+    check_choice(unit, get_args(Unit), "unit")
     if unit not in ("auto", "array") or not set(ARRAY_COLUMNS) <= set(adata.obs.columns):
         return "nn" if unit == "auto" else unit
     hexagonal = _is_hexagonal(check_array_coords(adata))
