@@ -335,7 +335,7 @@ def _patch_input_sqrt() -> None:
     from tsstc_sc import _preprocessing
 
     def sqrt_input(model, prepared):
-        x = _preprocessing._normalize(model.expression.counts, target_sum=1e4, log1p=False)
+        x = _preprocessing.normalize(model.expression.counts, log1p=False)
         np.sqrt(x.data, out=x.data)
         return _preprocessing._scale(x, _preprocessing._column_std(x), model.config.max_value).toarray()
 
@@ -364,7 +364,7 @@ def _patch_input_thinned() -> None:
         thin = counts.copy()
         thin.data = rng.binomial(counts.data, keep).astype(np.float32)
         thin.eliminate_zeros()
-        x = _preprocessing._normalize(thin, target_sum=1e4, log1p=False)
+        x = _preprocessing.normalize(thin, log1p=False)
         return _preprocessing._scale(x, _preprocessing._column_std(x), model.config.max_value).toarray()
 
     _replace_input(thinned)

@@ -20,6 +20,8 @@ from ._validation import check_choice
 
 ClusterMethod = Literal["gmm", "kmeans", "leiden"]
 _LEIDEN_STEPS = 30
+_GMM_STARTS = 5  # the mixture keeps the best of this many seeded starts by likelihood
+_KMEANS_STARTS = 10  # k-means keeps the best of this many seeded starts by inertia
 #: Above this many spots, the mixture (or k-means) is fitted on a seeded subsample of this size and
 #: every spot is assigned by its posterior (nearest centroid for k-means): linear in N.
 FIT_MAX_OBS = 200_000
@@ -107,9 +109,9 @@ def join_nearest_centroids(centroids: np.ndarray, n_clusters: int) -> np.ndarray
 
 
 def gmm(
-    embedding: np.ndarray, n_clusters: int, *, random_state: int, n_init: int = 5, extra_components: int = 0
+    embedding: np.ndarray, n_clusters: int, *, random_state: int, extra_components: int = 0
 ) -> tuple[np.ndarray, DomainAssigner]:
-    """Tied-covariance Gaussian mixture (mclust ``EEE``); the best of ``n_init`` starts by likelihood.
+    """Tied-covariance Gaussian mixture (mclust ``EEE``); the best of five starts by likelihood.
 
     With ``extra_components``, the mixture has that many more components than ``n_clusters`` and
     the components' centroids (mean of their spots) are joined (:func:`join_nearest_centroids`) until
@@ -122,7 +124,7 @@ def gmm(
     x = embedding.astype(np.float64)
     extra_components = min(extra_components, len(x) - n_clusters)  # no more components than spots
     model = GaussianMixture(
-        n_clusters + extra_components, covariance_type="tied", n_init=n_init, random_state=random_state
+        n_clusters + extra_components, covariance_type="tied", n_init=_GMM_STARTS, random_state=random_state
     )
     labels = model.fit_predict(x)
     if not extra_components:
@@ -134,18 +136,16 @@ def gmm(
         domain_of = join_nearest_centroids(_domain_means(x, labels, len(used))[0], n_clusters)
     labels = domain_of[labels]
     if not keeps_every_domain(labels, n_clusters):
-        return gmm(embedding, n_clusters, random_state=random_state, n_init=n_init)
+        return gmm(embedding, n_clusters, random_state=random_state)
     weights = model.weights_[used] / model.weights_[used].sum()
     return labels, DomainAssigner(model.means_[used], model.covariances_, weights, domain_of=domain_of)
 
 
-def kmeans(
-    embedding: np.ndarray, n_clusters: int, *, random_state: int, n_init: int = 10
-) -> tuple[np.ndarray, DomainAssigner]:
-    """k-means, the best of ``n_init`` starts by inertia."""
+def kmeans(embedding: np.ndarray, n_clusters: int, *, random_state: int) -> tuple[np.ndarray, DomainAssigner]:
+    """k-means, the best of ten starts by inertia."""
     from sklearn.cluster import KMeans
 
-    model = KMeans(n_clusters, n_init=n_init, random_state=random_state).fit(embedding)
+    model = KMeans(n_clusters, n_init=_KMEANS_STARTS, random_state=random_state).fit(embedding)
     return model.labels_, DomainAssigner(model.cluster_centers_.astype(np.float64))
 
 
@@ -184,13 +184,11 @@ def merge_to(labels: np.ndarray, embedding: np.ndarray, n_clusters: int) -> np.n
     return np.unique(labels, return_inverse=True)[1]
 
 
-def leiden(
-    embedding: np.ndarray, n_clusters: int | None, *, random_state: int, resolution: float = 1.0
-) -> np.ndarray:
-    """Leiden on a k-NN graph of the embedding; with ``n_clusters``, bisect the resolution to hit it."""
+def leiden(embedding: np.ndarray, n_clusters: int | None, *, random_state: int) -> np.ndarray:
+    """Leiden on a k-NN graph of the embedding (resolution 1, or bisected to hit ``n_clusters``)."""
     graph = _knn_connectivities(embedding, random_state)
     if n_clusters is None:
-        return _leiden_partition(graph, resolution, random_state)
+        return _leiden_partition(graph, 1.0, random_state)
     low, high = 0.0, 5.0
     closest = None
     for _ in range(_LEIDEN_STEPS):

@@ -1,7 +1,7 @@
 """Expression preprocessing inside ``tl.tsstc`` (METHOD.md §0), sparse and side-effect free.
 
 The scaffold's recipe: drop rare genes, ``seurat_v3`` highly variable genes on raw counts, scale
-each spot to 1e4 counts, optionally ``log1p``, divide each gene by its standard deviation without
+each spot to ``TARGET_SUM`` (1e4) counts, optionally ``log1p``, divide each gene by its standard deviation without
 centering and clip at ``max_value``. The result is the GCN input; the ZINB decoder reconstructs the
 raw counts of the same genes (kept in :class:`Expression`), or this matrix with ``zinb_target="input"``.
 """
@@ -17,6 +17,9 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from . import _logging as logg
+
+#: Counts per spot after normalisation (scanpy's ``normalize_total(target_sum=1e4)``).
+TARGET_SUM = 1e4
 
 if TYPE_CHECKING:
     from ._config import TSstcConfig
@@ -61,9 +64,10 @@ def select_genes(
     return detected[np.flatnonzero(hvg["highly_variable"].to_numpy())]
 
 
-def _normalize(counts: sp.csr_matrix, *, target_sum: float, log1p: bool) -> sp.csr_matrix:
+def normalize(counts: sp.csr_matrix, *, log1p: bool) -> sp.csr_matrix:
+    """Each spot's counts scaled to ``TARGET_SUM`` (then ``log1p`` if asked); empty spots stay zero."""
     totals = np.asarray(counts.sum(axis=1)).ravel()
-    factors = np.divide(target_sum, totals, out=np.zeros_like(totals, dtype=np.float64), where=totals > 0)
+    factors = np.divide(TARGET_SUM, totals, out=np.zeros_like(totals, dtype=np.float64), where=totals > 0)
     x = sp.csr_matrix(sp.diags(factors.astype(np.float32)) @ counts, dtype=np.float32)
     if log1p:
         np.log1p(x.data, out=x.data)
@@ -94,12 +98,11 @@ def preprocess(
     n_top_genes: int,
     log1p: bool,
     max_value: float | None,
-    target_sum: float = 1e4,
 ) -> Expression:
     """Select genes and transform raw counts into the model's input (see module docstring)."""
     min_cells = default_min_cells(counts.shape[0]) if min_cells is None else min_cells
     keep = select_genes(counts, var_names, min_cells=min_cells, n_top_genes=n_top_genes)
-    x = _normalize(counts[:, keep], target_sum=target_sum, log1p=log1p)  # a copy: counts stay raw
+    x = normalize(counts[:, keep], log1p=log1p)  # a copy: counts stay raw
     gene_scale = _column_std(x)
     logg.info(f"preprocessing: {len(keep)} genes kept (min_cells={min_cells}, n_top_genes={n_top_genes})")
     selected = counts[:, keep]
@@ -124,8 +127,7 @@ def transform(
     *,
     log1p: bool,
     max_value: float | None,
-    target_sum: float = 1e4,
 ) -> sp.csr_matrix:
     """Apply a fitted transform to new raw counts that already hold ``expression.genes`` in order."""
-    x = _normalize(counts, target_sum=target_sum, log1p=log1p)
+    x = normalize(counts, log1p=log1p)
     return _scale(x, expression.gene_scale, max_value)

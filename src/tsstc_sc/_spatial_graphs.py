@@ -79,13 +79,13 @@ def _sample(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return idx if len(idx) <= _SAMPLE else rng.choice(idx, _SAMPLE, replace=False)
 
 
-def radii_for_degrees(coords: np.ndarray, libraries: np.ndarray, degrees=DEGREE_LADDER) -> np.ndarray:
-    """Radii whose mean degree reaches each target, from sampled k-NN distances.
+def radii_for_degrees(coords: np.ndarray, libraries: np.ndarray) -> np.ndarray:
+    """Radii whose mean degree reaches each target of ``DEGREE_LADDER``, from sampled k-NN distances.
 
     Radii are rounded *up* to two decimals (readable keys, ties on grids stay inside) and
     duplicates are dropped, so a regular grid may yield fewer scales than targets.
     """
-    k = int(np.ceil(max(degrees) * 1.5)) + 1
+    k = int(np.ceil(max(DEGREE_LADDER) * 1.5)) + 1
     rng = np.random.default_rng(0)
     pooled, n_query = [], 0
     for idx in split_libraries(libraries):
@@ -100,7 +100,7 @@ def radii_for_degrees(coords: np.ndarray, libraries: np.ndarray, degrees=DEGREE_
         msg = "Every library has a single spot: there are no spatial neighbours to connect."
         raise ValueError(msg)
     dists = np.sort(np.concatenate(pooled))
-    picks = [dists[min(round(t * n_query), len(dists)) - 1] for t in degrees]
+    picks = [dists[min(round(t * n_query), len(dists)) - 1] for t in DEGREE_LADDER]
     radii = np.unique(np.ceil(np.asarray(picks) * 100) / 100)
     return radii[radii > 0]
 
