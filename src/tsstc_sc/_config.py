@@ -75,7 +75,7 @@ class TSstcConfig:
     max_value
         Clip the std-scaled matrix at this value (scaffold: 10).
     gene_neighbors
-        ``k`` of the cosine k-NN gene graph (METHOD: 15).
+        ``k`` of the cosine k-NN gene graph.
     gene_graph_pcs
         The gene graph's cosines are taken on this many principal components of the input (50);
         ``None``: on all genes, as the scaffold (``preset="paper"``). Above 20,000 spots always on
@@ -105,7 +105,7 @@ class TSstcConfig:
     zinb_target
         What the ZINB decoder reconstructs: ``"counts"`` the raw counts of the selected genes with
         the mean scaled by each spot's library size over the median (default: a count model on
-        counts; better on all five benchmark datasets, docs/benchmarks.md), or ``"input"`` the
+        counts; equal or better on all five benchmark datasets, docs/benchmarks.md), or ``"input"`` the
         preprocessed matrix with size factor 1 (the scaffold; ``preset="paper"``).
     zinb_batch_size
         Spots whose expression the ZINB loss scores per epoch (an unbiased subsample; ``None`` = all).

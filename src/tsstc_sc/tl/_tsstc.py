@@ -98,7 +98,8 @@ def tsstc(
     refine_labels
         Give a spot the domain that holds more than half of its closed neighbourhood at the smallest
         scale, where one does (a label-free smoothing that leaves domains one spot wide alone;
-        docs/benchmarks.md: +0.05 ARI on osmFISH, neutral on Visium). Skipped when it would shrink a
+        docs/benchmarks.md: +0.04-0.06 ARI on osmFISH, neutral on Visium, -0.03 on the olfactory
+        bulb). Skipped when it would shrink a
         domain below 0.5% of the spots.
     preset
         Starting values of the model hyperparameters, overridden by ``**kwargs``: ``"default"``
