@@ -3,7 +3,7 @@
 usage: python benchmarks/ablation_table.py RESULTS.jsonl [RESULTS.jsonl ...] [--stdout]
 (``--stdout``: print the tables instead of writing them between the markers.) Table 1: every configuration with the default clustering (tied GMM on PCA 20), with and without
 the spatial majority vote. Table 2: the clusterers x vote on the configuration that was scored with every clusterer.
-Cells: mean ARI over seeds (seeds run; SD).
+Cells: mean ARI over seeds (seeds run; SD). Runs that failed (no ARI) are listed below the tables.
 """
 
 from __future__ import annotations
@@ -38,26 +38,44 @@ def pivot(runs: pd.DataFrame, rows: str, order: list[str]) -> list[str]:
     return lines
 
 
+def failures(runs: pd.DataFrame) -> list[str]:
+    """One line per failed (configuration, dataset, seed), with the last line of its error."""
+    failed = runs[runs["ari"].isna()].drop_duplicates(["config", "data", "seed"])
+    return [
+        f"* {row['config']} on {SHORT.get(row['data'], row['data'])}, seed {row['seed']}: "
+        f"`{str(row.get('error') or 'no ARI').strip().splitlines()[-1][:200]}`"
+        for _, row in failed.iterrows()
+    ]
+
+
 def main() -> None:
     paths = [arg for arg in sys.argv[1:] if arg != "--stdout"]
     runs = pd.DataFrame([json.loads(line) for path in paths for line in Path(path).read_text().splitlines()])
+    failed = failures(runs) if "ari" in runs else []
     runs = runs[runs["ari"].notna()]
     configs = list(dict.fromkeys(runs["config"]))
     gmm = runs[runs["clustering"].isin(["gmm", "gmm+vote"])].copy()
     gmm["configuration"] = gmm["config"] + gmm["clustering"].map({"gmm": "", "gmm+vote": " + vote"})
     order = [c + v for c in configs for v in ("", " + vote")]
-    scored_all = runs[runs["clustering"] == "leiden"]["config"].iloc[0]  # the run with every clusterer
-    default = runs[runs["config"] == scored_all].rename(columns={"clustering": "clusterer"})
+    every_clusterer = runs[runs["clustering"] == "leiden"]["config"]  # configurations scored with each one
+    clusterers = []
+    if len(every_clusterer):
+        scored_all = every_clusterer.iloc[0]
+        default = runs[runs["config"] == scored_all].rename(columns={"clustering": "clusterer"})
+        clusterers = [
+            "",
+            f"Clusterer x label refinement, on the embeddings of `{scored_all}`:",
+            "",
+            *pivot(default, "clusterer", list(dict.fromkeys(default["clusterer"]))),
+        ]
     section = [
         START,
         "Configurations (tied GMM on PCA 20 of the embedding; `+ vote` = the spatial majority vote, "
         "`refine_labels=True`). ARI mean (seeds; SD):",
         "",
         *pivot(gmm, "configuration", order),
-        "",
-        f"Clusterer x label refinement, on the embeddings of `{scored_all}`:",
-        "",
-        *pivot(default, "clusterer", list(dict.fromkeys(default["clusterer"]))),
+        *clusterers,
+        *(["", "Runs that failed (recorded, not dropped):", "", *failed] if failed else []),
         END,
     ]
     if "--stdout" in sys.argv:

@@ -1,13 +1,15 @@
 """Tables, the ARI bar plot and the DLPFC domain maps from the harness CSV, into docs/benchmarks.md.
 
-usage: python benchmarks/report.py [benchmarks/results/harness.csv]
-Rewrites the part of docs/benchmarks.md between the ``harness`` markers and the figures under
-``docs/_static/``. Labels are read only here, to score and to draw the annotation.
+usage: python benchmarks/report.py [benchmarks/results/harness.csv] [--doc docs/benchmarks.md]
+Rewrites the part of the doc between the ``harness`` markers and the figures under
+``docs/_static/``. Labels are read only here, to score and to draw the annotation. Each run's saved
+domains are counted: a run that returned another number of domains than K is marked in the table.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+from functools import cache
 from pathlib import Path
 
 import anndata as ad
@@ -17,6 +19,7 @@ import pandas as pd
 
 mpl.use("Agg")
 import matplotlib.pyplot as plt
+from harness import labels_dir_for, labels_file
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -37,6 +40,27 @@ DLPFC = [d for d in SHORT if d.startswith("dlpfc_")]
 
 def label(row: pd.Series) -> str:
     return row["method"] if row["variant"] in ("defaults", "") else f"{row['method']}, {row['variant']}"
+
+
+@cache
+def _saved_labels(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path, index_col=0) if path.exists() else None
+
+
+def run_labels(row: pd.Series, labels_dir: Path) -> pd.Series | None:
+    """The domains a run saved for its variant (``None`` when they were not saved)."""
+    table_ = _saved_labels(labels_file(labels_dir, row["method"], row["data"], row["seed"]))
+    if table_ is None:
+        return None
+    if row["variant"] in table_:
+        return table_[row["variant"]]
+    return table_.iloc[:, 0] if table_.shape[1] == 1 else None  # a single unnamed variant
+
+
+def domains_found(runs: pd.DataFrame, labels_dir: Path) -> pd.Series:
+    """Number of distinct domains in each run's saved labels (NaN where none were saved)."""
+    found = [run_labels(row, labels_dir) for _, row in runs.iterrows()]
+    return pd.Series([np.nan if lab is None else lab.nunique() for lab in found], index=runs.index)
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -61,9 +85,11 @@ def table(runs: pd.DataFrame) -> list[str]:
         for d in datasets:
             s = stats[(stats["entry"] == entry) & (stats["data"] == d)]
             err = runs[(runs["entry"] == entry) & (runs["data"] == d) & runs["error"].fillna("").ne("")]
+            off_k = runs[(runs["entry"] == entry) & (runs["data"] == d) & runs["off_k"]]
             if len(s):
                 sd = "" if s["count"].iloc[0] < 2 else f" ± {s['std'].iloc[0]:.3f}"
-                cells.append(f"{s['mean'].iloc[0]:.3f}{sd} (n={s['count'].iloc[0]})")
+                mark = " †" if len(off_k) else ""
+                cells.append(f"{s['mean'].iloc[0]:.3f}{sd} (n={s['count'].iloc[0]}){mark}")
             else:
                 cells.append("failed" if len(err) else "-")
         target = stats[(stats["entry"] == entry) & stats["data"].isin(TARGET)]
@@ -73,6 +99,17 @@ def table(runs: pd.DataFrame) -> list[str]:
         rss = f"{timed['peak_rss_gb'].median():.2f} GB" if len(timed) else "-"
         lines.append(f"| {entry} | " + " | ".join(cells) + f" | {mean} | {wall} | {rss} |")
     return lines
+
+
+def other_k(runs: pd.DataFrame) -> list[str]:
+    """One line per (entry, dataset) whose runs returned another number of domains than K."""
+    out = []
+    for (entry, data), group in runs[runs["off_k"]].groupby(["entry", "data"], sort=False):
+        seeds = ", ".join(
+            f"seed {int(r.seed)}: {int(r.found)}" for r in group.sort_values("seed").itertuples()
+        )
+        out.append(f"* {entry} on {SHORT.get(data, data)} (K = {int(group['k'].iloc[0])}): {seeds}")
+    return out
 
 
 def errors(runs: pd.DataFrame) -> list[str]:
@@ -105,32 +142,41 @@ def bar_plot(runs: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def map_panels(runs: pd.DataFrame, stats: pd.DataFrame, data: str, labels_dir: Path) -> list | None:
+    """(title, labels) of tsstc-sc and the best peer on ``data`` at their lowest common seed, or
+    ``None`` when either has no saved labels there."""
+    peers = stats[(stats["data"] == data) & ~stats["entry"].str.startswith("tsstc-sc")]
+    best = peers.sort_values("mean", ascending=False)["entry"].iloc[0]
+    ok = runs[(runs["data"] == data) & runs["ari"].notna()]
+    seeds = set(ok[ok["entry"] == "tsstc-sc"]["seed"]) & set(ok[ok["entry"] == best]["seed"])
+    if not seeds:
+        return None
+    panels = []
+    for entry in ("tsstc-sc", best):
+        row = ok[(ok["entry"] == entry) & (ok["seed"] == min(seeds))].iloc[0]
+        labels = run_labels(row, labels_dir)
+        if labels is None:
+            return None
+        panels.append((f"{entry}, seed {int(row['seed'])}, ARI {row['ari']:.3f}", labels.astype(str)))
+    return panels
+
+
 def domain_maps(runs: pd.DataFrame, labels_dir: Path, path: Path) -> bool:
-    """Truth | tsstc-sc | best peer for each DLPFC slice (seed 0); False when labels are missing."""
+    """Truth | tsstc-sc | best peer for each DLPFC slice; False when no slice has both runs' labels."""
     stats = summary(runs)
-    peers = stats[~stats["entry"].str.startswith("tsstc-sc")]
-    slices = [d for d in DLPFC if d in set(peers["data"])]  # slices some peer has run on
-    if not slices:
+    rows = []
+    for data in DLPFC:
+        if data in set(stats[~stats["entry"].str.startswith("tsstc-sc")]["data"]):
+            panels = map_panels(runs, stats, data, labels_dir)
+            if panels is not None:
+                rows.append((data, panels))
+    if not rows:
         return False
-    fig, axes = plt.subplots(len(slices), 3, figsize=(11, 3.8 * len(slices)), squeeze=False)
-    for row_axes, data in zip(axes, slices, strict=True):
+    fig, axes = plt.subplots(len(rows), 3, figsize=(11, 3.8 * len(rows)), squeeze=False)
+    for row_axes, (data, found) in zip(axes, rows, strict=True):
         adata = ad.read_h5ad(DATA / data)
-        peers = stats[(stats["data"] == data) & ~stats["entry"].str.startswith("tsstc-sc")]
-        best = peers.sort_values("mean", ascending=False)["entry"].iloc[0]
         panels = [("annotation", adata.obs["ground_truth"].astype(str))]
-        for entry in ("tsstc-sc", best):
-            row = runs[(runs["entry"] == entry) & (runs["data"] == data) & (runs["seed"] == 0)]
-            file = labels_dir / f"{row['method'].iloc[0].replace(' ', '_')}_{Path(data).stem}_0.csv"
-            if not file.exists():
-                return False
-            table_ = pd.read_csv(file, index_col=0)
-            column = row["variant"].iloc[0] if row["variant"].iloc[0] in table_ else table_.columns[0]
-            panels.append(
-                (
-                    f"{entry}, ARI {row['ari'].iloc[0]:.3f}",
-                    table_[column].astype(str).reindex(adata.obs_names),
-                )
-            )
+        panels += [(title, labels.reindex(adata.obs_names)) for title, labels in found]
         xy = adata.obsm["spatial"]
         for ax, (title, lab) in zip(row_axes, panels, strict=True):
             codes = pd.Categorical(lab).codes
@@ -144,28 +190,46 @@ def domain_maps(runs: pd.DataFrame, labels_dir: Path, path: Path) -> bool:
     return True
 
 
+def threads_text(runs: pd.DataFrame) -> str:
+    counts = sorted({str(int(t)) for t in runs["threads"].dropna()}) if "threads" in runs else []
+    if not counts:
+        return "the harness's `--threads` (not recorded in this CSV)"
+    missing = ", not recorded for some rows" if runs["threads"].isna().any() else ""
+    return f"`--threads` {' or '.join(counts)} (the CSV's `threads` column{missing})"
+
+
 def main() -> None:
-    csv = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "harness.csv"
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("csv", nargs="?", type=Path, default=HERE / "results" / "harness.csv")
+    p.add_argument("--doc", type=Path, default=DOC, help="markdown file whose harness section is rewritten")
+    args = p.parse_args()
+    csv = args.csv
     runs = pd.read_csv(csv)
     runs["variant"] = runs["variant"].fillna("defaults")
     runs["entry"] = runs.apply(label, axis=1)
+    labels_dir = labels_dir_for(csv)
+    runs["found"] = domains_found(runs, labels_dir)
+    runs["off_k"] = runs["found"].notna() & (runs["found"] != runs["k"])
     STATIC.mkdir(parents=True, exist_ok=True)
     bar_plot(runs, STATIC / "benchmark_ari.png")
-    maps = domain_maps(runs, csv.parent / "labels", STATIC / "benchmark_domains.png")
+    maps = domain_maps(runs, labels_dir, STATIC / "benchmark_domains.png")
     dates = sorted(set(runs["date"].astype(str)))
     section = [
         START,
         f"Measured {', '.join(dates)} on {' and '.join(sorted(set(runs['machine'])))} (the CSV's "
-        "`machine` column says which), one whole process per run with the harness's `--threads` "
-        "(1 for every row), one or two runs at a time (never more than one per core).",
+        f"`machine` column says which), one whole process per run with {threads_text(runs)}, one or "
+        "two runs at a time (never more than one per core).",
         "",
         "Command: `bash benchmarks/run.sh` (peers' environments, then "
         "`python benchmarks/harness.py` and `python benchmarks/report.py`); raw rows: "
-        f"`benchmarks/results/{csv.name}`. ARI mean ± SD over seeds (n = seeds run); wall and peak RSS "
-        "are medians over the 151673/151674 runs.",
+        f"`benchmarks/results/{csv.name}`. ARI mean ± SD over seeds (the sample SD, n - 1; n = seeds "
+        "run); wall and peak RSS are medians over the 151673/151674 runs, peak RSS as `ru_maxrss` in "
+        "KiB / 10^6 (2.4% below decimal gigabytes), as in every table of this page. † = some runs "
+        "returned another number of domains than K (listed below the table).",
         "",
         *table(runs),
         "",
+        *(["Runs with another number of domains than K:", "", *other_k(runs), ""] if other_k(runs) else []),
         *(["Runs that failed (recorded, not dropped):", "", *errors(runs), ""] if errors(runs) else []),
         "![ARI per method and dataset](_static/benchmark_ari.png)",
         "",
@@ -176,12 +240,12 @@ def main() -> None:
         ),
         END,
     ]
-    text = DOC.read_text()
+    text = args.doc.read_text() if args.doc.exists() else ""
     if START in text:
         text = text[: text.index(START)] + "\n".join(section) + text[text.index(END) + len(END) :]
     else:
         text += "\n## Side by side with the peers\n\n" + "\n".join(section) + "\n"
-    DOC.write_text(text)
+    args.doc.write_text(text)
 
 
 if __name__ == "__main__":
