@@ -87,6 +87,9 @@ def test_threads_do_not_change_the_result():
     # 2500 spots x 2000 genes span several sampling blocks
     kwargs = {"n_spots": 2500, "random_state": 5}
     assert_same_tissue(synthetic_tissue(**kwargs, n_jobs=1), synthetic_tissue(**kwargs, n_jobs=3))
+    assert_same_tissue(
+        synthetic_tissue(**kwargs, n_jobs=1), synthetic_tissue(**kwargs, n_jobs=-1)
+    )  # all cores
 
 
 # --- synthetic tissue: layouts ---------------------------------------------------------------------
@@ -333,11 +336,23 @@ def test_h5ad_round_trip(tmp_path, layout):
         ({"n_genes": 100, "n_domains": 12}, "n_genes=100 is too small for 12 domains"),
         ({"library_size": 0}, "library_size must be positive"),
         ({"boundary_width": -1}, "boundary_width must be non-negative"),
+        ({"n_jobs": 0}, r"`n_jobs` must be a positive number of threads, -1 \(all cores\) or None, got 0"),
+        ({"random_state": -1}, "`random_state` must be between 0 and"),
     ],
 )
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         synthetic_tissue(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"n_spots": "100"}, "n_spots"), ({"n_spots": None}, "n_spots"), ({"n_genes": 150.5}, "n_genes"),
+     ({"n_domains": 3.5}, "n_domains"), ({"n_jobs": 2.0}, "n_jobs"), ({"random_state": 1.5}, "random_state")],
+)  # fmt: skip
+def test_arguments_that_are_not_integers(kwargs, name):
+    with pytest.raises(TypeError, match=f"`{name}` must be an integer"):
+        synthetic_tissue(**{"n_genes": 150, **kwargs})
 
 
 # --- readers ---------------------------------------------------------------------------------------
@@ -495,8 +510,9 @@ def test_read_h5ad_validates_coordinates(tmp_path):
         read_h5ad(tmp_path / "a.h5ad", spatial_key="coords")
     with pytest.raises(ValueError, match=r"a\.h5ad: .*must have shape \(n_obs, 2\) or \(n_obs, 3\)"):
         read_h5ad(tmp_path / "a.h5ad", spatial_key="flat")
-    with pytest.raises(ValueError, match=r"a\.h5ad: 1 spot\(s\) have NaN or infinite coordinates"):
+    with pytest.raises(ValueError, match=r"a\.h5ad: 1 spot\(s\) have NaN or infinite coordinates") as error:
         read_h5ad(tmp_path / "a.h5ad", spatial_key="broken")
+    assert f"load it with `anndata.read_h5ad({str(tmp_path / 'a.h5ad')!r})` first" in str(error.value)
 
 
 def test_read_h5ad_warns_on_normalised_data(tmp_path, scanpy_log):

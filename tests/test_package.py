@@ -121,6 +121,47 @@ def test_cli_checks_its_paths_before_training(tmp_path, capsys):
         assert "folder" in capsys.readouterr().err
 
 
+def test_cli_refuses_files_it_cannot_use_before_training(tmp_path, capsys):
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    (tmp_path / "text.h5ad").write_text("not an h5ad")
+    (tmp_path / "folder").mkdir()
+    del adata.obsm["spatial"]
+    adata.write_h5ad(tmp_path / "grid_only.h5ad")  # trains on the array grid, but a map needs coordinates
+    run = ["run", str(tmp_path / "in.h5ad"), "--n-clusters", "3"]
+    for argv, message in [
+        (["run", str(tmp_path / "text.h5ad"), "--n-clusters", "3"], "cannot read"),
+        ([*run, "--out", str(tmp_path / "folder")], "is a folder"),
+        ([*run, "--plot", str(tmp_path / "map.xyz")], "must end in one of"),
+        (
+            ["run", str(tmp_path / "grid_only.h5ad"), "--n-clusters", "3", "--plot", str(tmp_path / "m.png")],
+            "obsm",
+        ),
+    ]:
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_cli_passes_the_slide_and_clustering_options(tmp_path, capsys):
+    one = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150, n_domains=3, random_state=0)
+    two = tsstc_sc.datasets.synthetic_tissue(n_spots=300, n_genes=150, n_domains=3, random_state=1)
+    slides = ad.concat({"a": one, "b": two}, label="slide", index_unique="-")
+    slides.obsm["xy"] = slides.obsm.pop("spatial")
+    slides.write_h5ad(tmp_path / "in.h5ad")
+    argv = ["run", str(tmp_path / "in.h5ad"), "--n-clusters", "3", "--epochs", "2", "--library-key", "slide",
+            "--spatial-key", "xy", "--unit", "nn", "--cluster-method", "kmeans", "--out", str(tmp_path / "o.h5ad"),
+            "--plot", str(tmp_path / "m.png")]  # fmt: skip
+    assert main(argv) == 0
+    params = ad.read_h5ad(tmp_path / "o.h5ad").uns["tsstc"]["params"]
+    assert (params["library_key"], params["spatial_key"], params["unit"], params["cluster_method"]) == (
+        "slide",
+        "xy",
+        "nn",
+        "kmeans",
+    )
+
+
 def test_cli_rejects_unknown_commands():
     with pytest.raises(SystemExit):
         main(["fly"])

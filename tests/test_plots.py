@@ -46,6 +46,20 @@ def test_domains_beside_truth_reports_the_ari(fitted):
     assert len(fitted.uns["tsstc_colors"]) == 4
 
 
+def test_a_palette_drawn_becomes_the_shared_colours(fitted):
+    """As in scanpy, the colours of ``palette`` are the ones stored for later plots."""
+    from matplotlib.colors import to_hex, to_rgba
+
+    adata, default = fitted.copy(), fitted.copy()
+    tsstc_sc.pl.domains(default, show=False)
+    ax = tsstc_sc.pl.domains(adata, palette="Set1", show=False)
+    stored = adata.uns["tsstc_colors"]
+    assert stored != default.uns["tsstc_colors"]
+    assert set(stored) <= {to_hex(c) for c in mpl.colormaps["Set1"].colors}
+    codes = adata.obs["tsstc"].cat.codes.to_numpy()[_spots_drawn(ax, adata)]
+    np.testing.assert_allclose(ax.collections[0].get_facecolors(), [to_rgba(stored[c]) for c in codes])
+
+
 def test_domains_says_no_ari_for_a_slide_without_annotated_spots(fitted):
     import anndata as ad
 

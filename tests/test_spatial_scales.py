@@ -66,6 +66,24 @@ def test_square_array_grid_is_not_taken_for_visium(monkeypatch):
     assert any("not Visium's hexagonal grid" in w for w in warnings)
 
 
+def test_other_coordinates_beside_the_visium_grid_are_said_to_be_unused(grid, monkeypatch):
+    """With the array grid present, ``unit="auto"`` builds on it: other ``obsm`` coordinates get a warning."""
+    grid.obsm["aligned"] = grid.obsm["spatial"][::-1].copy()  # other positions for every spot
+    warnings = []
+    monkeypatch.setattr(tsstc_sc._logging, "warning", warnings.append)
+    tsstc_sc.pp.spatial_scales(grid, spatial_key="aligned", key_added="aligned")
+    tsstc_sc.pp.spatial_scales(grid, key_added="plain")
+    assert (
+        len(warnings) == 1 and "not on `adata.obsm['aligned']`" in warnings[0] and 'unit="nn"' in warnings[0]
+    )
+    for radius in (2, 3):  # built on the grid, so the same graphs as with the default coordinates
+        assert (
+            grid.obsp[f"aligned_r{radius}_connectivities"] != grid.obsp[f"plain_r{radius}_connectivities"]
+        ).nnz == 0
+    tsstc_sc.pp.spatial_scales(grid, spatial_key="aligned", unit="nn", key_added="nn")
+    assert len(warnings) == 1  # what the warning suggests builds on those coordinates, silently
+
+
 def test_copy_leaves_input_untouched(grid):
     before = grid.copy()
     out = tsstc_sc.pp.spatial_scales(grid, copy=True)

@@ -20,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--layer", help="layer holding raw counts instead of X")
     run.add_argument("--truth", help="obs column with known domains: print ARI/NMI against it")
     run.add_argument("--radii", type=float, nargs="+", help="spatial radii (default: chosen from the data)")
+    run.add_argument("--unit", default="auto", help="unit of the radii: auto, array, nn or coords")
+    run.add_argument("--spatial-key", default="spatial", help="obsm key of the coordinates")
+    run.add_argument("--library-key", help="obs column naming each spot's slide (graphs per slide)")
+    run.add_argument("--cluster-method", default="gmm", help="gmm, kmeans or leiden")
     run.add_argument("--epochs", type=int, help="training epochs")
     run.add_argument(
         "--restarts", type=int, default=1, help="vote over this many trainings (3: steadier, 3x the time)"
@@ -43,9 +47,27 @@ def _path_problem(args: argparse.Namespace) -> str | None:
     if args.input is not None and not args.input.is_file():
         return f"input file {str(args.input)!r} not found"
     for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if path is not None and path.is_dir():
+            return f"{flag} {str(path)!r} is a folder: give a file name"
         if path is not None and not path.absolute().parent.is_dir():
             return f"{flag} {str(path)!r}: its folder {str(path.absolute().parent)!r} does not exist"
+    if args.plot is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if args.plot.suffix.lstrip(".").lower() not in formats:
+            return f"--plot {str(args.plot)!r}: the name must end in one of {', '.join(sorted(formats))}"
     return None
+
+
+def _read(path: Path):
+    """The AnnData of ``path``, or a message saying why it cannot be read."""
+    import anndata as ad
+
+    try:
+        return ad.read_h5ad(path), None
+    except Exception as e:  # noqa: BLE001 - h5py and anndata raise many kinds for a file that is not .h5ad
+        return None, f"cannot read {str(path)!r} as an .h5ad file ({type(e).__name__}: {e})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import time
 
-    import anndata as ad
-
     import tsstc_sc
 
     if args.input is None:
@@ -66,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         truth = args.truth or "domain"
         source = f"synthetic tissue ({adata.n_obs} spots, {adata.n_vars} genes)"
     else:
-        adata = ad.read_h5ad(args.input)
+        adata, problem = _read(args.input)
+        if problem is not None:
+            sys.stderr.write(f"tsstc-sc: {problem}\n")
+            return 2
         truth = args.truth
         source = str(args.input)
     if truth is not None and truth not in adata.obs:
@@ -81,11 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {"restarts": args.restarts, **({"epochs": args.epochs} if args.epochs is not None else {})}
     start = time.perf_counter()
     try:
+        if args.plot:  # the map needs the coordinates: say so before training, not after
+            from ._validation import check_spatial
+
+            check_spatial(adata, args.spatial_key)
         tsstc_sc.tl.tsstc(
             adata,
             args.radii,
             n_clusters=n_clusters,
             layer=args.layer,
+            unit=args.unit,
+            spatial_key=args.spatial_key,
+            library_key=args.library_key,
+            cluster_method=args.cluster_method,
             device=args.device,
             random_state=args.seed,
             **kwargs,
@@ -99,17 +130,28 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if truth is not None:
         lines.append(_score(adata, truth, "tsstc"))
-    if args.out:  # before the plot: the result is kept whatever happens to the figure
-        adata.write_h5ad(args.out)
-        lines.append(f"annotated AnnData written to {args.out}")
-    if args.plot:
-        import matplotlib
+    sys.stdout.write("\n".join(lines) + "\n")  # the result first, whatever happens to the files
+    try:
+        if args.out:  # before the plot: the result is kept whatever happens to the figure
+            adata.write_h5ad(args.out)
+            sys.stdout.write(f"annotated AnnData written to {args.out}\n")
+        if args.plot:
+            import matplotlib
 
-        matplotlib.use("Agg")
-        fig = tsstc_sc.pl.domains(adata, groundtruth=truth, show=False, return_fig=True)
-        fig.savefig(args.plot, dpi=120, bbox_inches="tight")
-        lines.append(f"domain map written to {args.plot}")
-    sys.stdout.write("\n".join(lines) + "\n")
+            matplotlib.use("Agg")
+            fig = tsstc_sc.pl.domains(
+                adata,
+                groundtruth=truth,
+                spatial_key=args.spatial_key,
+                library_key=args.library_key,
+                show=False,
+                return_fig=True,
+            )
+            fig.savefig(args.plot, dpi=120, bbox_inches="tight")
+            sys.stdout.write(f"domain map written to {args.plot}\n")
+    except OSError as e:
+        sys.stderr.write(f"tsstc-sc: could not write the results ({e})\n")
+        return 1
     return 0
 
 

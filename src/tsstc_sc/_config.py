@@ -202,6 +202,9 @@ class TSstcConfig:
         if bad:
             msg = f"Invalid value(s) for {bad}: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
             raise ValueError(msg)
+        if self.alpha == 0 and self.lambda_r == 0:
+            msg = "`alpha=0` and `lambda_r=0` leave no loss to train: keep at least one above 0 (defaults 10 and 1)."
+            raise ValueError(msg)
         options = {
             "adj_norm": ("symmetric", "row"),
             "refine_rule": ("mean", "top_ratio", "threshold", "none"),

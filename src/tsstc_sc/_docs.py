@@ -16,14 +16,16 @@ radii
     "unit": """\
 unit
     Unit of ``radii``. ``"array"``: Visium array coordinates ``obs['array_row']``,
-    ``obs['array_col']`` (neighbouring spots at distance sqrt(2) and 2). ``"nn"``: coordinates divided
+    ``obs['array_col']``, as in the paper (the six nearest spots, equally far apart on the slide, are
+    at array distances sqrt(2) and 2, so these radii are not isotropic; ``"nn"`` is). ``"nn"``: coordinates divided
     by the median nearest-neighbour distance of each library (any platform). ``"coords"``: the raw
     units of ``obsm[spatial_key]``. ``"auto"``: ``"array"`` when the array columns hold Visium's
     hexagonal grid (``array_row + array_col`` of one parity), else ``"nn"`` (e.g. Visium HD's square
     bins, whose array distances are not Visium's).""",
     "spatial_key": """\
 spatial_key
-    Key in :attr:`~anndata.AnnData.obsm` holding the spot coordinates.""",
+    Key in :attr:`~anndata.AnnData.obsm` holding the spot coordinates (the graphs of
+    ``unit="array"`` use the array grid instead).""",
     "library_key": """\
 library_key
     Column of :attr:`~anndata.AnnData.obs` naming the slide of each spot. Graphs are built per

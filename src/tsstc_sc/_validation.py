@@ -55,12 +55,20 @@ def check_copyable(adata: AnnData, *, copy: bool) -> None:
         raise ValueError(msg)
 
 
+#: Largest seed: scikit-learn and NumPy take seeds below 2**32, and restarts add 1 per training.
+MAX_SEED = 2**31 - 1
+
+
 def check_random_state(random_state: object) -> int:
-    """An integer seed: results are reproducible for a seed (and thread count)."""
+    """An integer seed in ``[0, MAX_SEED]``: results are reproducible for a seed (and thread count)."""
     if random_state is None:
         msg = "`random_state` must be an integer seed (e.g. 0), got None."
         raise TypeError(msg)
-    return check_integer(random_state, "random_state")
+    seed = check_integer(random_state, "random_state")
+    if not 0 <= seed <= MAX_SEED:
+        msg = f"`random_state` must be between 0 and {MAX_SEED} (2**31 - 1), got {seed}."
+        raise ValueError(msg)
+    return seed
 
 
 def check_spatial(adata: AnnData, spatial_key: str) -> np.ndarray:
@@ -229,11 +237,11 @@ def check_choice(value: object, allowed: tuple, name: str) -> object:
     return value
 
 
-def check_integer(value: object, name: str) -> int | None:
-    """``None``, or ``value`` as a plain ``int`` (NumPy integers accepted; booleans and floats refused)."""
-    if value is None:
+def check_integer(value: object, name: str, *, optional: bool = True) -> int | None:
+    """``value`` as a plain ``int`` (NumPy integers too; not booleans or floats); ``None`` if ``optional``."""
+    if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    if value is None or isinstance(value, bool) or not isinstance(value, int | np.integer):
         msg = f"`{name}` must be an integer, got {value!r}."
         raise TypeError(msg)
     return int(value)

@@ -22,6 +22,8 @@ import scipy.sparse as sp
 HALO_HOPS = 3
 #: Patches per tile (see :func:`spatial_tiles`).
 PATCHES_PER_TILE = 8
+#: Fewest core spots of a tile: the decoder's batch normalisation needs two.
+MIN_TILE_SPOTS = 2
 
 
 def spatial_tiles(
@@ -33,7 +35,9 @@ def spatial_tiles(
     Each library is halved at the median of its longer axis, recursively, into equal patches of at
     most ``batch_size / patches`` spots. That order follows space, so tile ``t`` takes every
     ``n_tiles``-th patch: a tile sees all of the section's domains, as the negatives of ``L_R`` and
-    the decoder's batch statistics need, and its halo stays that of a few compact patches.
+    the decoder's batch statistics need, and its halo stays that of a few compact patches. A tile
+    with fewer than ``MIN_TILE_SPOTS`` spots (tiny ``batch_size`` or one-spot slides) joins the
+    smallest other tile, which may then hold one spot more than ``batch_size``.
     """
     size = max(1, batch_size // patches)
     pieces: list[np.ndarray] = []
@@ -55,7 +59,12 @@ def spatial_tiles(
         split(index, max(0, math.ceil(math.log2(len(index) / size))))
     per_tile = max(1, batch_size // max(len(p) for p in pieces))
     n_tiles = -(-len(pieces) // per_tile)
-    return [np.sort(np.concatenate(pieces[t::n_tiles])) for t in range(n_tiles)]
+    tiles = [np.concatenate(pieces[t::n_tiles]) for t in range(n_tiles)]
+    while len(tiles) > 1 and min(map(len, tiles)) < MIN_TILE_SPOTS:
+        small = tiles.pop(int(np.argmin([len(t) for t in tiles])))
+        target = int(np.argmin([len(t) for t in tiles]))
+        tiles[target] = np.concatenate([tiles[target], small])
+    return [np.sort(t) for t in tiles]
 
 
 def with_halo(core: np.ndarray, adjacency: sp.csr_matrix, hops: int = HALO_HOPS) -> np.ndarray:

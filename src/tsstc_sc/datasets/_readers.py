@@ -164,11 +164,12 @@ def read_visium(
 
 
 def _check_coordinates(adata: ad.AnnData, spatial_key: str, path: Path) -> None:
-    """The package's coordinate check, its message prefixed with the file it read."""
+    """The package's coordinate check; its message names the file and how to load it to fix it."""
     try:
         check_spatial(adata, spatial_key)
     except (KeyError, TypeError, ValueError) as e:
-        raise type(e)(f"{path.name}: {e.args[0]}") from None
+        msg = f"{path.name}: {e.args[0]} To fix the file, load it with `anndata.read_h5ad({str(path)!r})` first."
+        raise type(e)(msg) from None
 
 
 def _looks_like_counts(x: np.ndarray | sparse.spmatrix | sparse.sparray) -> bool:

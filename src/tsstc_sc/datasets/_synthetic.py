@@ -14,7 +14,7 @@ from scipy import sparse
 from scipy.special import expit
 
 from .. import _logging as logg
-from .._validation import check_choice
+from .._validation import check_choice, check_integer, check_random_state
 
 _SPOT_SPACING_PX = 100.0  # centre-to-centre distance of neighbouring Visium-like spots, in pixels
 _CELL_SPACING_UM = 10.0  # typical distance between neighbouring cells, in micrometres
@@ -112,8 +112,8 @@ def synthetic_tissue(
     effect_size
         Multiplies all marker fold changes (log scale): larger is easier.
     n_jobs
-        Threads used to draw the counts; ``None`` uses all cores, at most 8. Does not change the
-        result.
+        Threads used to draw the counts; ``None`` uses all cores, at most 8, and ``-1`` all cores.
+        Does not change the result.
     random_state
         Seed of the simulation.
 
@@ -139,8 +139,13 @@ def synthetic_tissue(
     check_choice(layout, ("visium", "single_cell"), "layout")
     check_choice(geometry, tuple(_DEFAULT_N_DOMAINS), "geometry")
     n_domains = _DEFAULT_N_DOMAINS[geometry] if n_domains is None else n_domains
+    n_spots, n_domains, n_genes = (
+        check_integer(value, name, optional=False)
+        for value, name in ((n_spots, "n_spots"), (n_domains, "n_domains"), (n_genes, "n_genes"))
+    )
     _check_sizes(n_spots, n_domains, n_genes, library_size, boundary_width)
-    rng = np.random.default_rng(random_state)
+    n_jobs, seed = _workers(n_jobs), check_random_state(random_state)
+    rng = np.random.default_rng(seed)
     pos, spatial, array_coords = _spot_positions(n_spots, layout, rng)
     make_domains = _layered_domains if geometry == "layered" else _patchy_domains
     domains = make_domains(pos, n_domains, boundary_width, rng)
@@ -174,7 +179,7 @@ def synthetic_tissue(
         "library_size": float(library_size),
         "boundary_width": float(boundary_width),
         "effect_size": float(effect_size),
-        "random_state": random_state,
+        "random_state": seed,
         "spot_spacing": _SPOT_SPACING_PX if layout == "visium" else _CELL_SPACING_UM,
         "spatial_unit": "pixel" if layout == "visium" else "micrometre",
     }
@@ -214,6 +219,20 @@ def _check_sizes(
     if boundary_width < 0:
         msg = f"boundary_width must be non-negative, got {boundary_width}"
         raise ValueError(msg)
+
+
+def _workers(n_jobs: object) -> int:
+    """Threads for the counts: ``None`` all cores up to 8, ``-1`` all cores, else a positive count."""
+    cores = os.cpu_count() or 1
+    n_jobs = check_integer(n_jobs, "n_jobs")
+    if n_jobs is None:
+        return min(_MAX_DEFAULT_JOBS, cores)
+    if n_jobs == -1:
+        return cores
+    if n_jobs < 1:
+        msg = f"`n_jobs` must be a positive number of threads, -1 (all cores) or None, got {n_jobs}."
+        raise ValueError(msg)
+    return n_jobs
 
 
 # --- spot positions --------------------------------------------------------------------------------
@@ -447,7 +466,7 @@ def _library_sizes(
 
 
 def _sample_counts(
-    loadings: np.ndarray, programmes: _Programmes, rng: np.random.Generator, n_jobs: int | None
+    loadings: np.ndarray, programmes: _Programmes, rng: np.random.Generator, n_jobs: int
 ) -> sparse.csr_matrix:
     """Zero-inflated negative binomial counts with means ``loadings @ profiles``, block by block.
 
@@ -465,7 +484,7 @@ def _sample_counts(
 
     indptr = np.zeros(n_spots + 1, dtype=np.int64)
     indices, data = np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
-    n_workers = min(len(starts), n_jobs or min(_MAX_DEFAULT_JOBS, os.cpu_count() or 1))
+    n_workers = min(len(starts), n_jobs)
     with ThreadPoolExecutor(n_workers) as pool:
         for start, (row_nnz, cols, values) in zip(starts, pool.map(block, range(len(starts))), strict=True):
             nnz = indptr[start]

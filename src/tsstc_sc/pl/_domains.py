@@ -60,14 +60,15 @@ def domains(
         Axes to draw into (a single panel only: no ``groundtruth``, one library).
     {show}
     **kwargs
-        Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``frameon``, ``legend_loc``); ``title``: one
-        title per panel, replacing the default ones.
+        Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``frameon``, ``legend_loc``,
+        ``palette``); ``title``: one title per panel, replacing the default ones.
 
     Returns
     -------
     The axes (a list when there is more than one panel), the figure with ``return_fig=True``, or
     ``None`` when shown. Colours are shared with scanpy through ``adata.uns[f"{{key}}_colors"]``
-    (and ``f"{{groundtruth}}_colors"``; set there if missing); nothing else in ``adata`` changes.
+    (and ``f"{{groundtruth}}_colors"``; set there if missing, replaced by a ``palette``); nothing
+    else in ``adata`` changes.
 
     Examples
     --------
@@ -91,6 +92,9 @@ def domains(
         titles.append([t if library is None else f"{library}: {t}" for t in row])
     kwargs.setdefault("size", default_spot_size(max(p.n_obs for _, p in panels)))
     fig, axes = spatial_grid(panels, columns, titles, spatial_key=spatial_key, ax=ax, **kwargs)
+    if "palette" in kwargs:  # as scanpy does: the colours drawn become the shared ones
+        for column in columns:
+            adata.uns[f"{column}_colors"] = list(panels[0][1].uns[f"{column}_colors"])
     out = finish(fig, axes, show=show, return_fig=return_fig)
     return out[0] if isinstance(out, list) and len(out) == 1 else out
 

@@ -114,6 +114,12 @@ def compute_spatial_scales(
     resolved = resolve_unit(adata, unit)
     libraries = check_library(adata, library_key)
     coords = graph_coordinates(adata, resolved, spatial_key)
+    if resolved == "array" and spatial_key != "spatial":
+        logg.warning(
+            f"the graphs are built on the Visium array grid (`adata.obs[['array_row', 'array_col']]`), "
+            f"not on `adata.obsm[{spatial_key!r}]`; to build them from those coordinates, pass "
+            '`unit="nn"` (or `unit="coords"` with radii in their units).'
+        )
     n_shared = len(coords) - len(np.unique(np.c_[libraries, coords], axis=0))
     if n_shared:
         logg.warning(
