@@ -162,6 +162,13 @@ def test_cli_passes_the_slide_and_clustering_options(tmp_path, capsys):
     )
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--unit", "pixel"), ("--cluster-method", "dbscan")])
+def test_cli_lists_the_choices_of_an_option(capsys, flag, value):
+    with pytest.raises(SystemExit):
+        main(["run", flag, value])
+    assert f"invalid choice: '{value}'" in capsys.readouterr().err
+
+
 def test_cli_rejects_unknown_commands():
     with pytest.raises(SystemExit):
         main(["fly"])

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import get_args
+
+from ._clustering import ClusterMethod
+from ._spatial_graphs import Unit
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,10 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--layer", help="layer holding raw counts instead of X")
     run.add_argument("--truth", help="obs column with known domains: print ARI/NMI against it")
     run.add_argument("--radii", type=float, nargs="+", help="spatial radii (default: chosen from the data)")
-    run.add_argument("--unit", default="auto", help="unit of the radii: auto, array, nn or coords")
+    run.add_argument("--unit", default="auto", choices=get_args(Unit), help="unit of the radii")
     run.add_argument("--spatial-key", default="spatial", help="obsm key of the coordinates")
     run.add_argument("--library-key", help="obs column naming each spot's slide (graphs per slide)")
-    run.add_argument("--cluster-method", default="gmm", help="gmm, kmeans or leiden")
+    run.add_argument("--cluster-method", default="gmm", choices=get_args(ClusterMethod), help="clusterer")
     run.add_argument("--epochs", type=int, help="training epochs")
     run.add_argument(
         "--restarts", type=int, default=1, help="vote over this many trainings (3: steadier, 3x the time)"
