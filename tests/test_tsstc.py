@@ -166,6 +166,29 @@ def test_snapshots_span_the_second_half_of_training(epochs, snapshots, expected)
     assert TSstcConfig(epochs=epochs, snapshots=snapshots).snapshot_epochs() == expected
 
 
+def test_stopping_rule_counts_epochs_without_a_relative_improvement_of_tol():
+    from tsstc_sc._model._training import TrainingHistory
+    from tsstc_sc.tl import TSstcConfig
+
+    config = TSstcConfig(tol=0.01, patience=2)
+    history, stops = TrainingHistory(), []
+    # 10 -> 9 (10% better), then 8.95 and 8.92 (under 1% below the best, 9): two stale epochs -> stop
+    for total in (10.0, 9.0, 8.95, 8.92, 1.0):
+        history.record([total, total], [])
+        stops.append(history.stalled(config))
+    assert stops == [False, False, False, True, False]
+    assert not any(TrainingHistory().stalled(TSstcConfig()) for _ in range(3))  # tol=0: never stops
+
+
+def test_training_with_tol_runs_while_the_loss_improves(tissue):
+    short = {"snapshots": 1, "progress_bar": False, "refine_labels": False}
+    full = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, epochs=12, **short)
+    total = full.uns["tsstc"]["loss"]["total"]
+    assert (np.diff(total) < -1e-3 * np.abs(total[:-1])).all()  # improves by more than tol every epoch
+    stopped = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, epochs=12, tol=1e-3, patience=3, **short)
+    np.testing.assert_array_equal(stopped.uns["tsstc"]["loss"]["total"], total)
+
+
 def test_snapshot_consensus_votes_over_the_domains_of_shorter_trainings(tissue):
     from tsstc_sc._clustering import cluster, consensus
 

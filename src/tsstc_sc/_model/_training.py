@@ -224,7 +224,7 @@ class TrainingHistory:
         if config.tol <= 0:
             return False
         value = self.total[-1]
-        if value < self._best - config.tol * abs(self._best):
+        if self._best == math.inf or value < self._best - config.tol * abs(self._best):
             self._best, self._stale = value, 0
         else:
             self._stale += 1
