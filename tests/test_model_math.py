@@ -131,9 +131,16 @@ def test_refinement_on_edges_matches_the_dense_cross_view_matrix(views):
         deg = (src == i).sum()
         assert top[src == i].sum() == np.ceil(0.5 * deg)
     assert refine_neighbors(z_spa, z_gene, edges, "none", None).all()
-    # every spot with neighbours keeps at least one
+    kept, expected_above_zero = refine_neighbors(z_spa, z_gene, edges, "threshold", 0.0).numpy(), []
+    for i in range(a.shape[0]):
+        row = s[i, np.flatnonzero(dense[i])]
+        if row.size:
+            expected_above_zero.extend((row >= 0) | (row >= row.max() - 1e-6))
+    np.testing.assert_array_equal(kept, expected_above_zero)
+    assert 0 < kept.mean() < 1  # the threshold removed some edges and kept others
+    # no cosine reaches 2: every spot with neighbours keeps exactly its best one
     strict = refine_neighbors(z_spa, z_gene, edges, "threshold", 2.0).numpy()
-    assert set(src[strict]) == set(src)
+    assert strict.sum() == len(np.unique(src)) and set(src[strict]) == set(src)
 
 
 def kept_positives(views):
@@ -323,13 +330,22 @@ def test_large_data_clustering_fits_a_subsample_and_assigns_every_spot(method, m
     truth = rng.integers(0, 4, 3000)
     embedding = centres[truth] + rng.normal(size=(3000, 5))
     monkeypatch.setattr(_clustering, "FIT_MAX_OBS", 500)
-    fitted_on = []
+    fits = []  # (spots fitted, their labels from the fit)
     fit = getattr(_clustering, method)
-    monkeypatch.setattr(_clustering, method, lambda x, *a, **kw: fitted_on.append(len(x)) or fit(x, *a, **kw))
-    labels, assigner = _clustering.cluster(embedding, 4, method, random_state=0)
-    assert fitted_on == [500]  # the model saw the subsample only
+
+    def spy(x, *args, **kwargs):
+        fits.append((x, fit(x, *args, **kwargs)[0]))
+        return fit(x, *args, **kwargs)
+
+    monkeypatch.setattr(_clustering, method, spy)
+    labels, _ = _clustering.cluster(embedding, 4, method, random_state=0)
+    assert [len(x) for x, _ in fits] == [500]  # the model saw the subsample only
     assert labels.shape == (3000,) and set(labels.tolist()) == {0, 1, 2, 3}
-    np.testing.assert_array_equal(labels, assigner.predict(embedding))  # one rule for fitted and new spots
+    fitted_x, fitted_labels = fits[0]
+    fitted_rows = np.flatnonzero((embedding[:, None] == fitted_x[None]).all(-1).any(1))
+    assert len(fitted_rows) == 500
+    # the rule that assigns every spot gives the fitted spots the domains of the fit itself
+    np.testing.assert_array_equal(labels[fitted_rows], fitted_labels)
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(truth, labels) > 0.99

@@ -110,6 +110,14 @@ def _zero_spot(a):
     return a
 
 
+def _one_gene_per_spot(a):
+    """Every spot has counts, but each gene only in 2 of 300 spots (``min_cells`` is 3 here)."""
+    x = np.zeros(a.shape)
+    x[np.arange(a.n_obs), np.arange(a.n_obs) % a.n_vars] = 5
+    a.X = sp.csr_matrix(x)
+    return a
+
+
 def _no_x(a):
     return ad.AnnData(obs=a.obs, obsm={"spatial": a.obsm["spatial"]})
 
@@ -173,7 +181,8 @@ CASES = [
     Case("no X", _no_x, tl(), ValueError, "empty"),
     Case("layer missing", lambda a: a, tl(layer="counts"), KeyError, "layers"),
     Case("spot without counts", _zero_spot, tl(), ValueError, "filter_cells"),
-    Case("no gene detected anywhere", _x(lambda x: x * 0), tl(), ValueError, "no counts"),
+    Case("all counts zero", _x(lambda x: x * 0), tl(), ValueError, "no counts at all"),
+    Case("no gene detected in min_cells spots", _one_gene_per_spot, tl(), ValueError, "No gene is detected in at least"),
     Case("n_clusters = 1", lambda a: a, tl(n_clusters=1), ValueError, "between 2"),
     Case("n_clusters not an integer", lambda a: a, tl(n_clusters=3.5), TypeError, "integer"),
     Case("more clusters than spots", lambda a: a, tl(n_clusters=10_000), ValueError, "between 2"),
