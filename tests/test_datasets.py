@@ -338,6 +338,10 @@ def test_h5ad_round_trip(tmp_path, layout):
         ({"boundary_width": -1}, "boundary_width must be non-negative"),
         ({"n_jobs": 0}, r"`n_jobs` must be a positive number of threads, -1 \(all cores\) or None, got 0"),
         ({"random_state": -1}, "`random_state` must be between 0 and"),
+        ({"library_size": float("nan")}, "`library_size` must be finite, got nan"),
+        ({"library_size": float("inf")}, "`library_size` must be finite, got inf"),
+        ({"boundary_width": float("nan")}, "`boundary_width` must be finite, got nan"),
+        ({"effect_size": float("nan")}, "`effect_size` must be finite, got nan"),
     ],
 )
 def test_invalid_arguments(kwargs, message):
@@ -353,6 +357,13 @@ def test_invalid_arguments(kwargs, message):
 def test_arguments_that_are_not_integers(kwargs, name):
     with pytest.raises(TypeError, match=f"`{name}` must be an integer"):
         synthetic_tissue(**{"n_genes": 150, **kwargs})
+
+
+@pytest.mark.parametrize("name", ["library_size", "boundary_width", "effect_size"])
+@pytest.mark.parametrize("value", ["2", True, None])
+def test_arguments_that_are_not_numbers(name, value):
+    with pytest.raises(TypeError, match=f"`{name}` must be a number, got {value!r}"):
+        synthetic_tissue(n_genes=150, **{name: value})
 
 
 # --- readers ---------------------------------------------------------------------------------------

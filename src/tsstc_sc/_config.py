@@ -5,14 +5,13 @@ Torch-free, so that ``import tsstc_sc`` (which exposes ``tl.TSstcConfig``) does 
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 
-from ._validation import check_choice
+from ._validation import check_choice, check_number
 
 Preset = Literal["default", "paper"]
 
@@ -28,20 +27,14 @@ def _typed(name: str, annotation: str, value: Any) -> Any:
     kind, _, optional = annotation.partition(" | ")
     if kind not in _KINDS or (value is None and optional == "None"):
         return value
+    if kind == "float":
+        return check_number(value, name, optional=bool(optional))
     boolean = isinstance(value, bool | np.bool_)
-    ok = {
-        "bool": boolean,
-        "int": isinstance(value, numbers.Integral) and not boolean,
-        "float": isinstance(value, numbers.Real) and not boolean,
-    }[kind]
+    ok = boolean if kind == "bool" else isinstance(value, numbers.Integral) and not boolean
     if not ok:
         msg = f"`{name}` must be {_KINDS[kind][1]}{' or None' if optional else ''}, got {value!r}."
         raise TypeError(msg)
-    value = _KINDS[kind][0](value)
-    if kind == "float" and not math.isfinite(value):
-        msg = f"`{name}` must be finite, got {value!r}."
-        raise ValueError(msg)
-    return value
+    return _KINDS[kind][0](value)
 
 
 #: Field values that differ from the defaults. ``"paper"``: the paper's training as written (150
@@ -98,7 +91,8 @@ class TSstcConfig:
     n_negatives
         Negative pairs sampled per spot, per view and epoch for ``L_R``.
     lr_normalization
-        ``"balanced"``: mean over positives + mean over negatives; ``"scaffold"``: both sums / N^2.
+        ``"balanced"``: mean over positives + mean over negatives; ``"scaffold"``: both sums over
+        ``2 N^2`` (half the sum of the two ``N x N`` means, as the scaffold).
     lr_temperature
         Pair probability ``sigmoid(cos / lr_temperature)`` in ``L_R`` (paper: 1). Sharper (0.5) made
         the domains degrade sooner in training, softer (2) changed little (docs/benchmarks.md).

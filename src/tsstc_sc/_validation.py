@@ -6,6 +6,8 @@ that says what is wrong and how to fix it. Nothing here modifies ``adata``.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -245,6 +247,19 @@ def check_integer(value: object, name: str, *, optional: bool = True) -> int | N
         msg = f"`{name}` must be an integer, got {value!r}."
         raise TypeError(msg)
     return int(value)
+
+
+def check_number(value: object, name: str, *, optional: bool = False) -> float | None:
+    """``value`` as a finite ``float`` (NumPy numbers too; not booleans); ``None`` if ``optional``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        msg = f"`{name}` must be a number{' or None' if optional else ''}, got {value!r}."
+        raise TypeError(msg)
+    if not math.isfinite(value):
+        msg = f"`{name}` must be finite, got {value!r}."
+        raise ValueError(msg)
+    return float(value)
 
 
 def check_n_clusters(n_clusters: object, n_obs: int) -> int | None:

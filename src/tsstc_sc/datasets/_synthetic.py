@@ -14,7 +14,7 @@ from scipy import sparse
 from scipy.special import expit
 
 from .. import _logging as logg
-from .._validation import check_choice, check_integer, check_random_state
+from .._validation import check_choice, check_integer, check_number, check_random_state
 
 _SPOT_SPACING_PX = 100.0  # centre-to-centre distance of neighbouring Visium-like spots, in pixels
 _CELL_SPACING_UM = 10.0  # typical distance between neighbouring cells, in micrometres
@@ -142,6 +142,14 @@ def synthetic_tissue(
     n_spots, n_domains, n_genes = (
         check_integer(value, name, optional=False)
         for value, name in ((n_spots, "n_spots"), (n_domains, "n_domains"), (n_genes, "n_genes"))
+    )
+    library_size, boundary_width, effect_size = (
+        check_number(value, name)
+        for value, name in (
+            (library_size, "library_size"),
+            (boundary_width, "boundary_width"),
+            (effect_size, "effect_size"),
+        )
     )
     _check_sizes(n_spots, n_domains, n_genes, library_size, boundary_width)
     n_jobs, seed = _workers(n_jobs), check_random_state(random_state)
