@@ -105,7 +105,8 @@ def spatial_regularization(
     ``negatives`` is ``(src, dst, weight)``: each weight is the number of all-pairs negatives a
     draw stands for (0 for a draw that hit a positive), so the weighted sum is an unbiased estimate
     of the sum over every non-neighbour. ``n_negative_pairs`` is that total count.
-    ``"balanced"``: mean over positives + mean over negatives. ``"scaffold"``: both sums over N^2.
+    ``"balanced"``: mean over positives + mean over negatives. ``"scaffold"``: both sums over
+    ``2 N^2`` (half the sum of the two ``N x N`` means, as the scaffold).
     ``temperature`` divides the cosines (1 = the paper).
     """
     pos_src, pos_dst = positives
