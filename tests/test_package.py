@@ -110,6 +110,19 @@ def test_cli_explains_bad_arguments(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+def test_cli_explains_errors_raised_while_training(tmp_path, capsys, monkeypatch):
+    from tsstc_sc import _spatial_graphs
+
+    adata = tsstc_sc.datasets.synthetic_tissue(n_spots=100, n_genes=100, n_domains=2)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    run = ["run", str(tmp_path / "in.h5ad"), "--epochs", "1"]
+    assert main([*run, "--n-clusters", "95", "--cluster-method", "leiden"]) == 2
+    assert "Leiden found fewer than 95 clusters" in capsys.readouterr().err
+    monkeypatch.setattr(_spatial_graphs, "_physical_memory", lambda: 1000)  # a machine with 1 kB
+    assert main([*run, "--n-clusters", "2"]) == 2
+    assert "Use smaller radii" in capsys.readouterr().err
+
+
 def test_cli_checks_its_paths_before_training(tmp_path, capsys):
     assert main(["run", str(tmp_path / "missing.h5ad"), "--n-clusters", "3"]) == 2
     assert "missing.h5ad" in capsys.readouterr().err

@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             random_state=args.seed,
             **kwargs,
         )
-    except (KeyError, TypeError, ValueError) as e:  # the package's own messages say what to change
+    # the package's own messages say what to change (MemoryError: radii too large; RuntimeError: Leiden
+    # cannot reach n_clusters; FloatingPointError: the loss diverged)
+    except (KeyError, TypeError, ValueError, MemoryError, RuntimeError, FloatingPointError) as e:
         sys.stderr.write(f"tsstc-sc: {e.args[0] if e.args else e}\n")
         return 2
     elapsed = time.perf_counter() - start
