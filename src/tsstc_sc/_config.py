@@ -5,17 +5,14 @@ Torch-free, so that ``import tsstc_sc`` (which exposes ``tl.TSstcConfig``) does 
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-import numpy as np
-
-from ._validation import check_choice, check_number
+from ._validation import check_bool, check_choice, check_integer, check_number
 
 Preset = Literal["default", "paper"]
 
-_KINDS = {"int": (int, "an integer"), "float": (float, "a number"), "bool": (bool, "True or False")}
+_CHECKS = {"int": check_integer, "float": check_number, "bool": check_bool}
 
 
 def _typed(name: str, annotation: str, value: Any) -> Any:
@@ -25,16 +22,7 @@ def _typed(name: str, annotation: str, value: Any) -> Any:
     (``use_sas="no"`` would be truthy); NumPy scalars are accepted and converted.
     """
     kind, _, optional = annotation.partition(" | ")
-    if kind not in _KINDS or (value is None and optional == "None"):
-        return value
-    if kind == "float":
-        return check_number(value, name, optional=bool(optional))
-    boolean = isinstance(value, bool | np.bool_)
-    ok = boolean if kind == "bool" else isinstance(value, numbers.Integral) and not boolean
-    if not ok:
-        msg = f"`{name}` must be {_KINDS[kind][1]}{' or None' if optional else ''}, got {value!r}."
-        raise TypeError(msg)
-    return _KINDS[kind][0](value)
+    return value if kind not in _CHECKS else _CHECKS[kind](value, name, optional=optional == "None")
 
 
 #: Field values that differ from the defaults. ``"paper"``: the paper's training as written (150

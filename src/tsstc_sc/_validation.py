@@ -48,8 +48,8 @@ def check_unique_names(adata: AnnData, axis: Literal["obs", "var"], why: str) ->
 
 
 def check_copyable(adata: AnnData, *, copy: bool) -> None:
-    """``copy=True`` needs an in-memory AnnData: say so before any work, not after it."""
-    if copy and adata.isbacked:
+    """``copy`` is a boolean, and ``copy=True`` needs an in-memory AnnData: say so before any work."""
+    if check_bool(copy, "copy") and adata.isbacked:
         msg = (
             "`copy=True` on a backed AnnData (opened with `backed=`) cannot copy without a file: load it "
             "first with `adata = adata.to_memory()`, or pass `copy=False` to write the results into it."
@@ -66,7 +66,7 @@ def check_random_state(random_state: object) -> int:
     if random_state is None:
         msg = "`random_state` must be an integer seed (e.g. 0), got None."
         raise TypeError(msg)
-    seed = check_integer(random_state, "random_state")
+    seed = check_integer(random_state, "random_state", optional=False)
     if not 0 <= seed <= MAX_SEED:
         msg = f"`random_state` must be between 0 and {MAX_SEED} (2**31 - 1), got {seed}."
         raise ValueError(msg)
@@ -243,10 +243,20 @@ def check_integer(value: object, name: str, *, optional: bool = True) -> int | N
     """``value`` as a plain ``int`` (NumPy integers too; not booleans or floats); ``None`` if ``optional``."""
     if value is None and optional:
         return None
-    if value is None or isinstance(value, bool) or not isinstance(value, int | np.integer):
-        msg = f"`{name}` must be an integer, got {value!r}."
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        msg = f"`{name}` must be an integer{' or None' if optional else ''}, got {value!r}."
         raise TypeError(msg)
     return int(value)
+
+
+def check_bool(value: object, name: str, *, optional: bool = False) -> bool | None:
+    """``value`` as a plain ``bool`` (NumPy booleans too): ``"no"`` or ``0`` would silently mean something."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool | np.bool_):
+        msg = f"`{name}` must be True or False{' or None' if optional else ''}, got {value!r}."
+        raise TypeError(msg)
+    return bool(value)
 
 
 def check_number(value: object, name: str, *, optional: bool = False) -> float | None:

@@ -23,6 +23,7 @@ from .._preprocessing import Expression, preprocess_as_configured, transform
 from .._spatial_graphs import Unit
 from .._validation import (
     check_anndata,
+    check_bool,
     check_choice,
     check_counts,
     check_integer,
@@ -252,7 +253,8 @@ class TSstc:
         self.n_clusters, self.cluster_method, self.cluster_pcs = n_clusters, cluster_method, cluster_pcs
         self.extra_components = extra_components
         self.device = resolve_device(device)
-        self.random_state, self.progress_bar = check_random_state(random_state), progress_bar
+        self.random_state = check_random_state(random_state)
+        self.progress_bar = check_bool(progress_bar, "progress_bar")
         self.module: TSstcModule | None = None
         self.expression: Expression | None = None
         self.history: TrainingHistory | None = None

@@ -15,7 +15,7 @@ from .._clustering import ClusterMethod, spatial_majority_vote
 from .._config import Preset
 from .._docs import inject_docs
 from .._spatial_graphs import Unit
-from .._validation import check_anndata, check_copyable, check_key, check_n_clusters
+from .._validation import check_anndata, check_bool, check_copyable, check_key, check_n_clusters
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def _show_progress(progress_bar: bool | None) -> bool:  # noqa: FBT001
     if progress_bar is not None:
-        return bool(progress_bar)
+        return check_bool(progress_bar, "progress_bar")
     import scanpy as sc
 
     return int(sc.settings.verbosity) > 0
@@ -163,6 +163,7 @@ def tsstc(
     check_anndata(adata)
     check_copyable(adata, copy=copy)
     check_key(key_added)
+    refine_labels = check_bool(refine_labels, "refine_labels")
     if key_added == "spatial":
         msg = (
             "`key_added='spatial'` would overwrite `adata.uns['spatial']`, where Visium images and scale "
