@@ -33,7 +33,7 @@ from .._validation import (
     check_unique_names,
     resolve_device,
 )
-from ..pp._spatial_scales import ScalesResult, compute_spatial_scales, graph_coordinates
+from ..pp._spatial_scales import ScalesResult, compute_spatial_scales, graph_coordinates, stored_graphs
 from ._minibatch import Batch, make_batches, spatial_tiles
 from ._module import TSstcModule
 from ._training import GraphInputs, TrainingHistory, embed, normalized_operators, train
@@ -96,17 +96,9 @@ def reuse_or_build_scales(
                 "to build them here."
             )
             raise ValueError(msg)
-        keys = [f"{name}_connectivities" for name in index["scale_keys"]]
-        missing = [k for k in keys if k not in adata.obsp]
-        if missing:
-            msg = (
-                f"`adata.uns['{key}_scales']` lists spatial scales whose graphs are not in `adata.obsp` "
-                f"(missing: {missing}), as after `anndata.concat`, which drops `obsp`. Rebuild them with "
-                "`tsstc_sc.pp.spatial_scales(adata)` (`library_key=` for several slides), or pass `radii=`."
-            )
-            raise ValueError(msg)
+        graphs = stored_graphs(adata, key)
         logg.info(f"reusing the spatial scales in `adata.uns['{key}_scales']`: radii {list(index['radii'])}")
-        return [adata.obsp[k] for k in keys], None, np.asarray(index["radii"]), built
+        return graphs, None, np.asarray(index["radii"]), built
     result = compute_spatial_scales(
         adata, radii, unit=unit, spatial_key=spatial_key, library_key=library_key, key_added=key
     )

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._docs import inject_docs
+from ..pp._spatial_scales import stored_graphs
 from ._utils import default_spot_size, finish, library_panels, spatial_grid
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def scale_degrees(
     if index is None:
         msg = f"No spatial scales under key {key!r}. Run `tsstc_sc.pp.spatial_scales(adata, key_added={key!r})` first."
         raise KeyError(msg)
-    degrees = [np.diff(adata.obsp[f"{name}_connectivities"].tocsr().indptr) for name in index["scale_keys"]]
+    degrees = [np.diff(graph.tocsr().indptr) for graph in stored_graphs(adata, key)]
     if ax is None:
         _, ax = plt.subplots(figsize=(1.2 * len(degrees) + 2, 3.5), layout="constrained")
     labels = [f"r={r:g}" for r in index["radii"]]

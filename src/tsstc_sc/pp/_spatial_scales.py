@@ -43,6 +43,20 @@ def scale_key(key_added: str, radius: float) -> str:
     return f"{key_added}_r{radius:g}"
 
 
+def stored_graphs(adata: AnnData, key: str) -> list[sp.csr_matrix]:
+    """The graphs that ``adata.uns[f"{key}_scales"]`` lists, or an error that says how to rebuild them."""
+    keys = [f"{name}_connectivities" for name in adata.uns[f"{key}_scales"]["scale_keys"]]
+    missing = [k for k in keys if k not in adata.obsp]
+    if missing:
+        msg = (
+            f"`adata.uns['{key}_scales']` lists spatial scales whose graphs are not in `adata.obsp` "
+            f"(missing: {missing}), as after `anndata.concat`, which drops `obsp`. Rebuild them with "
+            "`tsstc_sc.pp.spatial_scales(adata)` (`library_key=` for several slides), or pass `radii=`."
+        )
+        raise ValueError(msg)
+    return [adata.obsp[k] for k in keys]
+
+
 def _is_hexagonal(grid: np.ndarray) -> bool:
     """Visium's array grid: every spot's ``array_row + array_col`` has the same parity."""
     return np.unique(grid.sum(axis=1) % 2).size == 1
