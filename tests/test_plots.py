@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anndata as ad
 import matplotlib as mpl
 import numpy as np
 import pytest
@@ -150,12 +151,20 @@ def test_domains_one_row_per_library_same_colour_per_domain(two_slides):
     assert two_slides.obs.dtypes.equals(dtypes)  # the user's obs is not converted
 
 
-def test_domains_rejects_ax_with_several_panels(two_slides):
+def test_domains_rejects_ax_with_several_panels_and_wrong_titles_leaving_adata_unchanged(two_slides):
     import matplotlib.pyplot as plt
+    from anndata.tests.helpers import assert_equal
 
+    adata = two_slides.copy()
+    for column in ("tsstc", "domain"):  # a plot that draws stores its colours here
+        adata.uns.pop(f"{column}_colors", None)
+    before = adata.copy()
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="single panel"):
-        tsstc_sc.pl.domains(two_slides, library_key="slide", ax=ax, show=False)
+        tsstc_sc.pl.domains(adata, library_key="slide", ax=ax, show=False)
+    with pytest.raises(ValueError, match="one title per panel"):
+        tsstc_sc.pl.domains(adata, groundtruth="domain", title=["one"], show=False)
+    assert_equal(adata, before)
 
 
 def test_domain_sizes_stacks_the_annotation_within_each_domain(two_slides):
@@ -193,3 +202,6 @@ def test_scale_degrees_boxes_are_the_graph_degrees():
         )
     with pytest.raises(KeyError, match="spatial_scales"):
         tsstc_sc.pl.scale_degrees(tsstc_sc.datasets.synthetic_tissue(n_spots=100), show=False)
+    concatenated = ad.concat([adata, adata], uns_merge="first", index_unique="-")  # concat drops obsp
+    with pytest.raises(ValueError, match=r"as after `anndata\.concat`"):
+        tsstc_sc.pl.scale_degrees(concatenated, show=False)

@@ -92,9 +92,11 @@ def domains(
         titles.append([t if library is None else f"{library}: {t}" for t in row])
     kwargs.setdefault("size", default_spot_size(max(p.n_obs for _, p in panels)))
     fig, axes = spatial_grid(panels, columns, titles, spatial_key=spatial_key, ax=ax, **kwargs)
-    if "palette" in kwargs:  # as scanpy does: the colours drawn become the shared ones
-        for column in columns:
+    for column in columns:  # once drawn; with a palette, as scanpy does: the colours drawn are shared
+        if "palette" in kwargs:
             adata.uns[f"{column}_colors"] = list(panels[0][1].uns[f"{column}_colors"])
+        else:
+            shared_colors(adata, column)  # stores them where missing
     out = finish(fig, axes, show=show, return_fig=return_fig)
     return out[0] if isinstance(out, list) and len(out) == 1 else out
 

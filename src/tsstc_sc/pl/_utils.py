@@ -40,11 +40,11 @@ def categories(adata: AnnData, key: str) -> pd.Index:
     return col.dropna().astype(str).astype("category").cat.categories
 
 
-def shared_colors(adata: AnnData, key: str) -> list[str]:
+def shared_colors(adata: AnnData, key: str, *, store: bool = True) -> list[str]:
     """Colours of the categories of ``obs[key]``, shared with ``sc.pl`` through ``uns[f"{key}_colors"]``.
 
-    Existing colours are kept; missing ones are chosen as scanpy does and stored, so a later
-    ``sc.pl.umap(adata, color=key)`` uses the same palette.
+    Existing colours are kept; missing ones are chosen as scanpy does and, with ``store``, stored, so
+    a later ``sc.pl.umap(adata, color=key)`` uses the same palette.
     """
     import scanpy as sc
     from matplotlib import rcParams
@@ -57,8 +57,10 @@ def shared_colors(adata: AnnData, key: str) -> list[str]:
     cycle = rcParams["axes.prop_cycle"].by_key()["color"]
     palettes = [cycle, sc.pl.palettes.default_20, sc.pl.palettes.default_28, sc.pl.palettes.default_102]
     palette = next((p for p in palettes if len(p) >= n), ["grey"] * n)
-    adata.uns[f"{key}_colors"] = [to_hex(c) for c in palette[:n]]
-    return adata.uns[f"{key}_colors"]
+    chosen = [to_hex(c) for c in palette[:n]]
+    if store:
+        adata.uns[f"{key}_colors"] = chosen
+    return chosen
 
 
 def library_panels(
@@ -67,7 +69,8 @@ def library_panels(
     """Light AnnData objects (``obs`` columns + coordinates), one per library, for ``sc.pl.embedding``.
 
     Categorical columns keep every category and colour of the full data, so a domain has the same
-    colour on every slide. The user's ``adata`` is never handed to scanpy, so its ``obs`` is untouched.
+    colour on every slide. The user's ``adata`` is never handed to scanpy and not changed here: the
+    caller stores the colours once the plot is drawn.
     """
     import anndata as ad
 
@@ -83,7 +86,7 @@ def library_panels(
         panel = ad.AnnData(obs=obs.loc[mask].copy(), obsm={spatial_key: coords[mask]})
         for column in obs.columns:
             if isinstance(obs[column].dtype, pd.CategoricalDtype):
-                panel.uns[f"{column}_colors"] = shared_colors(adata, column)
+                panel.uns[f"{column}_colors"] = shared_colors(adata, column, store=False)
         panels.append((name, panel))
     return panels
 
