@@ -363,3 +363,19 @@ def test_consensus_matches_renamed_domains_and_takes_the_majority():
     third = np.array([2, 2, 0, 0, 0, 2, 1, 1, 1])  # [0, 0, 1, 1, 1, 0, 2, 2, 2] under other names
     voted = consensus([reference, second, third], 3)
     np.testing.assert_array_equal(voted, [0, 0, 1, 1, 1, 1, 2, 2, 2])
+
+
+def test_merge_to_joins_the_smallest_cluster_to_the_nearest_centroid():
+    from tsstc_sc._clustering import merge_to
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [9.0, 0.0], [0.0, 30.0]])  # clusters 7, 3, 5, 9
+    sizes = [100, 100, 5, 40]
+    embedding = np.concatenate(
+        [c + rng.normal(scale=0.1, size=(s, 2)) for c, s in zip(centres, sizes, strict=True)]
+    )
+    labels = np.repeat([7, 3, 5, 9], sizes)
+    # two merges: the 5 spots near (9, 0) join cluster 3 at (10, 0), then the 40 at (0, 30) join the
+    # nearest of what is left, cluster 7 at (0, 0); the two left are numbered in order: 3 -> 0, 7 -> 1
+    merged = merge_to(labels, embedding, 2)
+    np.testing.assert_array_equal(merged, np.repeat([1, 0, 0, 1], sizes))

@@ -173,15 +173,15 @@ def _leiden_partition(graph: sp.csr_matrix, resolution: float, random_state: int
 
 def merge_to(labels: np.ndarray, embedding: np.ndarray, n_clusters: int) -> np.ndarray:
     """Merge the smallest cluster into the one with the nearest centroid until ``n_clusters`` remain."""
-    labels = labels.copy()
-    while len(np.unique(labels)) > n_clusters:
-        ids, sizes = np.unique(labels, return_counts=True)
-        centroids = np.stack([embedding[labels == i].mean(0) for i in ids])
+    labels = np.unique(labels, return_inverse=True)[1]
+    while (n_found := int(labels.max()) + 1) > n_clusters:
+        centroids, sizes = _domain_means(embedding, labels, n_found)
         small = int(np.argmin(sizes))
         dist = np.linalg.norm(centroids - centroids[small], axis=1)
         dist[small] = np.inf
-        labels[labels == ids[small]] = ids[int(np.argmin(dist))]
-    return np.unique(labels, return_inverse=True)[1]
+        labels[labels == small] = int(np.argmin(dist))
+        labels = np.unique(labels, return_inverse=True)[1]
+    return labels
 
 
 def leiden(embedding: np.ndarray, n_clusters: int | None, *, random_state: int) -> np.ndarray:

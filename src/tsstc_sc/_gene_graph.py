@@ -79,10 +79,7 @@ def gene_knn_graph(
     on the whole matrix (the scaffold). Above ``EXACT_MAX_OBS`` spots: on ``n_pcs`` (default
     ``APPROXIMATE_PCS``) principal components, searched approximately.
     """
-    n = x.shape[0]
-    if k >= n:
-        msg = f"The gene graph needs `n_neighbors` < number of spots ({n}), got {k}."
-        raise ValueError(msg)
+    n = x.shape[0]  # k < n: the estimator caps `gene_neighbors` at n - 1
     approximate = n > EXACT_MAX_OBS
     if approximate:
         n_pcs = n_pcs or APPROXIMATE_PCS

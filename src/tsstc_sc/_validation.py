@@ -169,10 +169,10 @@ def check_library(adata: AnnData, library_key: str | None) -> np.ndarray:
     return pd.Categorical(col).codes.astype(np.int64)
 
 
-def check_key(key: str, name: str = "key_added") -> str:
-    """Output keys become h5ad paths: they must be non-empty strings without ``/``."""
+def check_key(key: str) -> str:
+    """``key_added``: output keys become h5ad paths, so a non-empty string without ``/``."""
     if not isinstance(key, str) or not key or "/" in key:
-        msg = f"`{name}` must be a non-empty string without '/', got {key!r}."
+        msg = f"`key_added` must be a non-empty string without '/', got {key!r}."
         raise ValueError(msg)
     return key
 
