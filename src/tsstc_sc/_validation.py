@@ -123,7 +123,7 @@ def check_array_coords(adata: AnnData) -> np.ndarray:
         msg = f"`adata.obs` columns {list(ARRAY_COLUMNS)} must be numeric array indices."
         raise TypeError(msg) from None
     if not np.isfinite(grid).all():
-        msg = f"`adata.obs` columns {list(ARRAY_COLUMNS)} contain NaN; every spot needs its array position."
+        msg = f"`adata.obs` columns {list(ARRAY_COLUMNS)} contain NaN or infinite values; every spot needs its array position."
         raise ValueError(msg)
     return grid
 

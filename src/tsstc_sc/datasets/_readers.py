@@ -123,6 +123,8 @@ def read_visium(
     ------
     FileNotFoundError
         Where the folder, the count file or the positions file is missing.
+    ValueError
+        Where barcodes of the count matrix have no position (files from different Space Ranger runs).
 
     Examples
     --------
@@ -145,7 +147,10 @@ def read_visium(
     positions = _read_positions(path / "spatial")
     missing = adata.obs_names.difference(positions.index)
     if len(missing):
-        msg = f"{len(missing)} barcodes of {counts_path.name} (e.g. {missing[0]}) have no tissue position"
+        msg = (
+            f"{len(missing)} barcodes of {counts_path.name} (e.g. {missing[0]}) have no tissue position in "
+            f"{path / 'spatial'}; the count matrix and the positions must come from the same Space Ranger run."
+        )
         raise ValueError(msg)
     positions = positions.loc[adata.obs_names]
     adata = adata[positions["in_tissue"].to_numpy() == 1].copy()
