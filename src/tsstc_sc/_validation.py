@@ -239,33 +239,34 @@ def check_choice(value: object, allowed: tuple, name: str) -> object:
     return value
 
 
-def check_integer(value: object, name: str, *, optional: bool = True) -> int | None:
-    """``value`` as a plain ``int`` (NumPy integers too; not booleans or floats); ``None`` if ``optional``."""
+def _scalar(value: object, name: str, kind: type, what: str, *, optional: bool) -> object:
+    """``value`` if it is a ``kind`` (a boolean only where ``kind`` is ``bool``), or ``None`` if ``optional``."""
     if value is None and optional:
         return None
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        msg = f"`{name}` must be an integer{' or None' if optional else ''}, got {value!r}."
+    boolean = isinstance(value, bool | np.bool_)
+    if boolean != (kind is bool) or not (boolean or isinstance(value, kind)):
+        msg = f"`{name}` must be {what}{' or None' if optional else ''}, got {value!r}."
         raise TypeError(msg)
-    return int(value)
+    return value
+
+
+def check_integer(value: object, name: str, *, optional: bool = True) -> int | None:
+    """``value`` as a plain ``int`` (NumPy integers too; not booleans or floats); ``None`` if ``optional``."""
+    value = _scalar(value, name, numbers.Integral, "an integer", optional=optional)
+    return None if value is None else int(value)
 
 
 def check_bool(value: object, name: str, *, optional: bool = False) -> bool | None:
     """``value`` as a plain ``bool`` (NumPy booleans too): ``"no"`` or ``0`` would silently mean something."""
-    if value is None and optional:
-        return None
-    if not isinstance(value, bool | np.bool_):
-        msg = f"`{name}` must be True or False{' or None' if optional else ''}, got {value!r}."
-        raise TypeError(msg)
-    return bool(value)
+    value = _scalar(value, name, bool, "True or False", optional=optional)
+    return None if value is None else bool(value)
 
 
 def check_number(value: object, name: str, *, optional: bool = False) -> float | None:
     """``value`` as a finite ``float`` (NumPy numbers too; not booleans); ``None`` if ``optional``."""
-    if value is None and optional:
+    value = _scalar(value, name, numbers.Real, "a number", optional=optional)
+    if value is None:
         return None
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        msg = f"`{name}` must be a number{' or None' if optional else ''}, got {value!r}."
-        raise TypeError(msg)
     if not math.isfinite(value):
         msg = f"`{name}` must be finite, got {value!r}."
         raise ValueError(msg)
