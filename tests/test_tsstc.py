@@ -192,6 +192,13 @@ def test_training_with_tol_runs_while_the_loss_improves(tissue):
     assert (np.diff(total) < -1e-3 * np.abs(total[:-1])).all()  # improves by more than tol every epoch
     stopped = tsstc_sc.tl.tsstc(tissue, n_clusters=4, copy=True, epochs=12, tol=1e-3, patience=3, **short)
     np.testing.assert_array_equal(stopped.uns["tsstc"]["loss"]["total"], total)
+    # a tol no epoch meets stops after `patience` epochs, before the snapshots of epochs 6 and 9: the
+    # domains are then the last epoch's alone, as with one snapshot
+    early = {"n_clusters": 4, "copy": True, "epochs": 12, "tol": 0.9, "patience": 2, "refine_labels": False}
+    voted = tsstc_sc.tl.tsstc(tissue, snapshots=3, progress_bar=False, **early)
+    single = tsstc_sc.tl.tsstc(tissue, snapshots=1, progress_bar=False, **early)
+    assert len(voted.uns["tsstc"]["loss"]["total"]) == 3  # the first epoch sets the best, then 2 stale
+    np.testing.assert_array_equal(voted.obs["tsstc"], single.obs["tsstc"])
 
 
 def test_snapshot_consensus_votes_over_the_domains_of_shorter_trainings(tissue):
