@@ -72,6 +72,14 @@ the pairing baseline, identical to ``tsstc_slice.py``):
 * ``input_thinned``: every spot with more counts than the median is binomially thinned to the median
   (the run's seed) before the GCN input is made from it as the defaults make it, so spots above the
   median share one sampling noise; the gene graph and the ZINB target keep the raw counts.
+* ``zinb_smoothed_target``: the ZINB decoder reconstructs each spot's mean counts over its closed
+  neighbourhood at the smallest scale (the SAS mean of the raw counts, size factors from those means)
+  instead of the spot's own counts: a domain-level target with about a seventh of one Visium spot's
+  sampling noise, so the embedding is asked to carry the neighbourhood's expression rather than the
+  spot's; the GCN input, the graphs and ``L_R`` are unchanged.
+* ``gcn_dropout``: dropout (p = 0.2) on every view's first-layer output during training (the embeddings
+  that are clustered are taken without it), a regulariser against the fit leaning on a few of the
+  first layer's random features, which carry most of the seed spread (``init_seed0`` below).
 * ``init_seed0`` and ``draws_seed0`` (diagnostics, not candidates): where the seed spread comes
   from. ``init_seed0`` draws every training's initial weights from seed 0 while the negatives, the
   ZINB spots and the mixture keep the run's seed; ``draws_seed0`` keeps the run's seed for the
@@ -83,6 +91,7 @@ Labels are used only to score (in ``tsstc_slice.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 
@@ -387,6 +396,44 @@ def _patch_gene_graph_smoothed() -> None:
     _estimator.TSstc._prepare = _prepare
 
 
+def _patch_zinb_smoothed_target() -> None:
+    from tsstc_sc._model._graph_ops import mean_aggregation
+
+    inputs = _estimator.TSstc._inputs
+
+    def _inputs(self, prepared, *, training=False):
+        if not training:
+            return inputs(self, prepared, training=training)
+        own = self.expression
+        smoothed = sp.csr_matrix(mean_aggregation(prepared.spatial[0]) @ own.counts, dtype=np.float32)
+        self.expression = dataclasses.replace(own, counts=smoothed)
+        try:
+            return inputs(self, prepared, training=training)
+        finally:
+            self.expression = own
+
+    _estimator.TSstc._inputs = _inputs
+
+
+def _patch_gcn_dropout(p: float = 0.2) -> None:
+    class Dropout(TSstcModule):
+        def encode(self, x, propagation, aggregation):
+            if not (self.training and torch.is_grad_enabled()):  # snapshots and the final embedding
+                return super().encode(x, propagation, aggregation)
+            weight = torch.cat([layer.linear.weight for layer in self.first], dim=0)
+            projected = torch.split(x @ weight.T, self.hidden_dim, dim=1)
+            views = []
+            for v in range(self.n_views):
+                h = projected[v]
+                if self.use_sas and v < self.n_views - 1:
+                    h = aggregation[v] @ h
+                h = torch.relu(propagation[v] @ h + self.first[v].linear.bias)
+                views.append(self.second[v](torch.nn.functional.dropout(h, p), propagation[v]))
+            return views
+
+    _estimator.TSstcModule = Dropout
+
+
 def _patch_seed_source(*, init: int | None, draws: int | None) -> None:
     """Initial weights from seed ``init`` and the training's draws from seed ``draws`` (``None``: the run's)."""
     train = _estimator.TSstc._train
@@ -424,6 +471,8 @@ VARIANTS = {
     "gene_graph_smoothed": _patch_gene_graph_smoothed,
     "input_row_l2": _patch_input_row_l2,
     "input_thinned": _patch_input_thinned,
+    "zinb_smoothed_target": _patch_zinb_smoothed_target,
+    "gcn_dropout": _patch_gcn_dropout,
     "init_seed0": lambda: _patch_seed_source(init=0, draws=None),
     "draws_seed0": lambda: _patch_seed_source(init=None, draws=0),
 }
