@@ -102,7 +102,7 @@ import tsstc_slice  # benchmarks/ is the script's folder, hence on sys.path
 
 from tsstc_sc._gene_graph import principal_components
 from tsstc_sc._model import _estimator
-from tsstc_sc._model._module import TSstcModule, ZINBDecoder
+from tsstc_sc._model._module import GraphConvolution, TSstcModule, ZINBDecoder
 
 
 def _replace_input(make_input) -> None:
@@ -416,22 +416,28 @@ def _patch_zinb_smoothed_target() -> None:
 
 
 def _patch_gcn_dropout(p: float = 0.2) -> None:
-    class Dropout(TSstcModule):
-        def encode(self, x, propagation, aggregation):
-            if not (self.training and torch.is_grad_enabled()):  # snapshots and the final embedding
-                return super().encode(x, propagation, aggregation)
-            weight = torch.cat([layer.linear.weight for layer in self.first], dim=0)
-            projected = torch.split(x @ weight.T, self.hidden_dim, dim=1)
-            views = []
-            for v in range(self.n_views):
-                h = projected[v]
-                if self.use_sas and v < self.n_views - 1:
-                    h = aggregation[v] @ h
-                h = torch.relu(propagation[v] @ h + self.first[v].linear.bias)
-                views.append(self.second[v](torch.nn.functional.dropout(h, p), propagation[v]))
-            return views
+    """Dropout masks from their own generator, seeded with the run's seed (reproducible runs)."""
+    train = _estimator.TSstc._train
+    masks = {}
 
-    _estimator.TSstcModule = Dropout
+    class DropoutInput(GraphConvolution):
+        def forward(self, h, adj):
+            if self.training and torch.is_grad_enabled():  # not in the snapshots or the final embedding
+                keep = torch.rand(h.shape, generator=masks["generator"], device=h.device) >= p
+                h = h * keep / (1 - p)
+            return super().forward(h, adj)
+
+    class Dropout(TSstcModule):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            for layer in self.second:  # same initial weights as the defaults: only the forward changes
+                layer.__class__ = DropoutInput
+
+    def _train(self, prepared, inputs, n_clusters, seed):
+        masks["generator"] = torch.Generator().manual_seed(seed)
+        return train(self, prepared, inputs, n_clusters, seed)
+
+    _estimator.TSstcModule, _estimator.TSstc._train = Dropout, _train
 
 
 def _patch_seed_source(*, init: int | None, draws: int | None) -> None:
