@@ -74,12 +74,14 @@ the pairing baseline, identical to ``tsstc_slice.py``):
   median share one sampling noise; the gene graph and the ZINB target keep the raw counts.
 * ``zinb_smoothed_target``: the ZINB decoder reconstructs each spot's mean counts over its closed
   neighbourhood at the smallest scale (the SAS mean of the raw counts, size factors from those means)
-  instead of the spot's own counts: a domain-level target with about a seventh of one Visium spot's
-  sampling noise, so the embedding is asked to carry the neighbourhood's expression rather than the
-  spot's; the GCN input, the graphs and ``L_R`` are unchanged.
-* ``gcn_dropout``: dropout (p = 0.2) on every view's first-layer output during training (the embeddings
-  that are clustered are taken without it), a regulariser against the fit leaning on a few of the
-  first layer's random features, which carry most of the seed spread (``init_seed0`` below).
+  instead of the spot's own counts: a domain-level target with about a ninth of one Visium spot's
+  sampling variance (radius 2 takes 8 neighbours on the grid), so the embedding is asked to carry the
+  neighbourhood's expression rather than the spot's; the GCN input, the graphs and ``L_R`` are
+  unchanged.
+* ``gcn_dropout``: dropout (p = 0.2, masks from a generator seeded with the run's seed) on every
+  view's first-layer output during training (the embeddings that are clustered are taken without
+  it), a regulariser against the fit leaning on a few of the first layer's random features, which
+  carry most of the seed spread (``init_seed0`` below).
 * ``init_seed0`` and ``draws_seed0`` (diagnostics, not candidates): where the seed spread comes
   from. ``init_seed0`` draws every training's initial weights from seed 0 while the negatives, the
   ZINB spots and the mixture keep the run's seed; ``draws_seed0`` keeps the run's seed for the
