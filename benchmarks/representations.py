@@ -51,7 +51,9 @@ embedding by its residual after a least-squares fit on the log of each spot's to
 parts by a consensus of their co-association (the fraction of parts that put two spots together):
 ``"kmeans"`` clusters the parts' one-hot memberships side by side (10 starts, the run's seed),
 ``"average"`` cuts the average-linkage tree of the co-association distances of the distinct
-membership rows (evidence accumulation) at K.
+membership rows (evidence accumulation) at K. ``weigh`` weights each part's vote, label-free:
+``"agreement"`` by its ARI to the first part (which weighs 1), ``"agreement_squared"`` by that ARI
+squared, ``"centrality"`` by its mean ARI to the other parts.
 Labels (``obs['ground_truth']``) are used only to score.
 """
 
@@ -337,6 +339,26 @@ def _ensemble(parts: list[np.ndarray], k: int, how: str, seed: int) -> np.ndarra
     return fcluster(tree, k, criterion="maxclust")[spot_row.ravel()] - 1
 
 
+def _weighted_consensus(parts: list[np.ndarray], k: int, how: str) -> np.ndarray:
+    """:func:`_clustering.consensus` with each part's vote weighted as ``weigh`` says (module docstring)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from tsstc_sc._clustering import match_labels
+
+    if how == "centrality":
+        weights = [np.mean([adjusted_rand_score(p, q) for q in parts if q is not p]) for p in parts]
+    else:
+        power = {"agreement": 1, "agreement_squared": 2}[how]
+        weights = [max(adjusted_rand_score(parts[0], p), 0.0) ** power for p in parts]
+    rows = np.arange(len(parts[0]))
+    votes = np.zeros((len(parts[0]), k))
+    matched = [parts[0], *(match_labels(parts[0], p, k) for p in parts[1:])]
+    for weight, labels in zip(weights, matched, strict=True):
+        votes[rows, labels] += weight
+    votes[rows, parts[0]] += 0.5 * min(weights)  # ties keep the first part's domain
+    return votes.argmax(axis=1)
+
+
 def score_one(
     folder: str, stem: str, seeds: list[int], seed: int, variants: dict, data_dir: str
 ) -> list[dict]:
@@ -388,8 +410,11 @@ def score_one(
             parts = [max(parts, key=lambda p: _coherence(p, adjacency))]
         elif v.get("pick") == "medoid":  # the partition closest to all others
             parts = [max(parts, key=lambda p: sum(adjusted_rand_score(p, q) for q in parts))]
-        if v.get("ensemble"):
-            voted = _ensemble(parts, k, v["ensemble"], seed)
+        if v.get("ensemble") or v.get("weigh"):
+            if v.get("ensemble"):
+                voted = _ensemble(parts, k, v["ensemble"], seed)
+            else:
+                voted = _weighted_consensus(parts, k, v["weigh"])
             if not _clustering.keeps_every_domain(voted, k):
                 voted = None
         else:
