@@ -339,24 +339,16 @@ def _ensemble(parts: list[np.ndarray], k: int, how: str, seed: int) -> np.ndarra
     return fcluster(tree, k, criterion="maxclust")[spot_row.ravel()] - 1
 
 
-def _weighted_consensus(parts: list[np.ndarray], k: int, how: str) -> np.ndarray:
-    """:func:`_clustering.consensus` with each part's vote weighted as ``weigh`` says (module docstring)."""
+def _vote_weights(parts: list[np.ndarray], how: str | None) -> list[float] | None:
+    """Each part's weight in the vote, as ``weigh`` says (module docstring); ``None``: all equal."""
     from sklearn.metrics import adjusted_rand_score
 
-    from tsstc_sc._clustering import match_labels
-
+    if how is None:
+        return None
     if how == "centrality":
-        weights = [np.mean([adjusted_rand_score(p, q) for q in parts if q is not p]) for p in parts]
-    else:
-        power = {"agreement": 1, "agreement_squared": 2}[how]
-        weights = [max(adjusted_rand_score(parts[0], p), 0.0) ** power for p in parts]
-    rows = np.arange(len(parts[0]))
-    votes = np.zeros((len(parts[0]), k))
-    matched = [parts[0], *(match_labels(parts[0], p, k) for p in parts[1:])]
-    for weight, labels in zip(weights, matched, strict=True):
-        votes[rows, labels] += weight
-    votes[rows, parts[0]] += 0.5 * min(weights)  # ties keep the first part's domain
-    return votes.argmax(axis=1)
+        return [np.mean([adjusted_rand_score(p, q) for q in parts if q is not p]) for p in parts]
+    power = {"agreement": 1, "agreement_squared": 2}[how]
+    return [max(adjusted_rand_score(parts[0], p), 0.0) ** power for p in parts]
 
 
 def score_one(
@@ -410,15 +402,12 @@ def score_one(
             parts = [max(parts, key=lambda p: _coherence(p, adjacency))]
         elif v.get("pick") == "medoid":  # the partition closest to all others
             parts = [max(parts, key=lambda p: sum(adjusted_rand_score(p, q) for q in parts))]
-        if v.get("ensemble") or v.get("weigh"):
-            if v.get("ensemble"):
-                voted = _ensemble(parts, k, v["ensemble"], seed)
-            else:
-                voted = _weighted_consensus(parts, k, v["weigh"])
-            if not _clustering.keeps_every_domain(voted, k):
-                voted = None
+        if v.get("ensemble"):
+            voted = _ensemble(parts, k, v["ensemble"], seed)
         else:
-            voted = _clustering.consensus_keeping_k(parts, k)  # None: the vote would empty a domain
+            voted = _clustering.consensus(parts, k, _vote_weights(parts, v.get("weigh")))
+        if not _clustering.keeps_every_domain(voted, k):
+            voted = None  # the vote would empty a domain
         k_near = v.get("vote_neighbors")
         around = adjacency if k_near is None else _nearest_spots(Path(data_dir) / f"{stem}.h5ad", k_near)
         labels = parts[0] if voted is None else voted

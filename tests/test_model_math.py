@@ -363,6 +363,11 @@ def test_consensus_matches_renamed_domains_and_takes_the_majority():
     third = np.array([2, 2, 0, 0, 0, 2, 1, 1, 1])  # [0, 0, 1, 1, 1, 0, 2, 2, 2] under other names
     voted = consensus([reference, second, third], 3)
     np.testing.assert_array_equal(voted, [0, 0, 1, 1, 1, 1, 2, 2, 2])
+    # weighted: the reference alone (weight 1) outweighs the two others (0.4 each) everywhere
+    np.testing.assert_array_equal(consensus([reference, second, third], 3, [1.0, 0.4, 0.4]), reference)
+    # two runs of weight 0.8 outweigh it where they agree (spot 2), not where they split (spot 5)
+    weighted = consensus([reference, second, third], 3, [1.0, 0.8, 0.8])
+    np.testing.assert_array_equal(weighted, [0, 0, 1, 1, 1, 1, 2, 2, 2])
 
 
 def test_merge_to_joins_the_smallest_cluster_to_the_nearest_centroid():

@@ -318,14 +318,19 @@ def match_labels(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> 
     return rename[labels]
 
 
-def consensus(runs: list[np.ndarray], n_clusters: int) -> np.ndarray:
-    """Majority domain of every spot over ``runs``, each matched to the first; ties keep the first's."""
+def consensus(runs: list[np.ndarray], n_clusters: int, weights: list[float] | None = None) -> np.ndarray:
+    """Majority domain of every spot over ``runs``, each matched to the first; ties keep the first's.
+
+    ``weights`` (one per run, >= 0; default all 1) weigh each run's vote.
+    """
     reference = runs[0]
+    weights = [1.0] * len(runs) if weights is None else weights
     votes = np.zeros((len(reference), n_clusters))
     rows = np.arange(len(reference))
-    for labels in [reference, *(match_labels(reference, r, n_clusters) for r in runs[1:])]:
-        votes[rows, labels] += 1
-    votes[rows, reference] += 0.5
+    matched = [reference, *(match_labels(reference, r, n_clusters) for r in runs[1:])]
+    for weight, labels in zip(weights, matched, strict=True):
+        votes[rows, labels] += weight
+    votes[rows, reference] += 0.5 * min(weights)  # less than any one vote: it only breaks ties
     return votes.argmax(axis=1)
 
 
